@@ -1,0 +1,59 @@
+//! `wrapkit pack DIR -o OUT`.
+
+use std::process::ExitCode;
+
+use crate::cli::PackArgs;
+use crate::config::Config;
+use crate::pack::{self, PackOptions};
+
+pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.dir)?;
+    let mut opts = PackOptions::from_config(&args.dir, &args.output, config);
+    if let Some(name) = args.name {
+        opts.name = name;
+    }
+    if let Some(version) = args.app_version {
+        opts.version = version;
+    }
+    if let Some(entry) = args.entry {
+        opts.entry = entry;
+    }
+    if !args.include.is_empty() {
+        opts.include = args.include;
+    }
+    opts.exclude.extend(args.exclude);
+    if let Some(c) = args.compression {
+        opts.compression = c.into();
+    }
+    opts.follow_symlinks |= args.follow_symlinks;
+    opts.runtime = args.runtime;
+    opts.progress = !args.quiet;
+
+    let report = pack::pack(&opts)?;
+    if !args.quiet {
+        eprintln!(
+            "packed {} files ({}) into {} ({}, {} of it payload) in {:.2} s",
+            report.files,
+            human_bytes(report.input_bytes),
+            report.output.display(),
+            human_bytes(report.total_bytes),
+            human_bytes(report.total_bytes - report.stub_bytes),
+            report.elapsed.as_secs_f64(),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}

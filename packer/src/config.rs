@@ -1,0 +1,71 @@
+//! `wrapkit.toml`: how an app directory asks to be packed. Every key is optional; command-line
+//! flags override the file.
+//!
+//! ```toml
+//! name = "report"          # default: the directory's name
+//! version = "1.2.0"        # default: "0.0.0"
+//! entry = "main.lua"       # default: main.lua
+//! include = ["**"]         # globs of files to pack, relative to the directory
+//! exclude = ["*.tmp"]      # globs to leave out (wins over include)
+//! compression = "auto"     # auto | store | deflate
+//! follow-symlinks = false  # pack what symlinks point to instead of the links
+//! ```
+//!
+//! Unknown keys are an error, so a typo does not silently do nothing.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use wrapkit_runtime::format::writer::Compression;
+
+use crate::error::PackError;
+
+/// The file name looked for in the app directory.
+pub const FILE_NAME: &str = "wrapkit.toml";
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub entry: Option<String>,
+    pub include: Option<Vec<String>>,
+    pub exclude: Option<Vec<String>>,
+    pub compression: Option<CompressionSetting>,
+    pub follow_symlinks: Option<bool>,
+}
+
+/// The `compression` key and `--compression` flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum CompressionSetting {
+    /// Deflate what shrinks by 10 % or more, store the rest.
+    Auto,
+    /// Store everything uncompressed (fastest start, largest file).
+    Store,
+    /// Deflate everything.
+    Deflate,
+}
+
+impl From<CompressionSetting> for Compression {
+    fn from(c: CompressionSetting) -> Self {
+        match c {
+            CompressionSetting::Auto => Compression::Auto,
+            CompressionSetting::Store => Compression::Store,
+            CompressionSetting::Deflate => Compression::Deflate,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `dir/wrapkit.toml`, or the defaults when there is none.
+    pub fn load(dir: &Path) -> Result<Self, PackError> {
+        let path = dir.join(FILE_NAME);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(source) => return Err(PackError::Read { path, source }),
+        };
+        toml::from_str(&text).map_err(|source| PackError::Config { path, source })
+    }
+}

@@ -1,0 +1,93 @@
+//! The packer's errors: each names the file it concerns and, where the user can do something,
+//! says what in [`PackError::hint`].
+
+use std::io;
+use std::path::PathBuf;
+
+use wrapkit_runtime::format::FormatError;
+use wrapkit_runtime::format::path::NameError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} is not a directory", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error("invalid configuration in {}", path.display())]
+    Config {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("invalid {what} pattern `{pattern}`")]
+    Glob {
+        what: &'static str,
+        pattern: String,
+        #[source]
+        source: globset::Error,
+    },
+    #[error("the output {} is inside the input directory {}", output.display(), input.display())]
+    OutputInsideInput { output: PathBuf, input: PathBuf },
+    #[error("{}: the name is not valid UTF-8", path.display())]
+    NonUtf8Name { path: PathBuf },
+    #[error("{}: cannot be stored", path.display())]
+    BadName {
+        path: PathBuf,
+        #[source]
+        source: NameError,
+    },
+    #[error("{}: `.wrapkit` is reserved for wrapkit's own entries", path.display())]
+    Reserved { path: PathBuf },
+    #[error("`{first}` and `{second}` differ only in letter case or Unicode normalisation")]
+    Collision { first: String, second: String },
+    #[error("{}: is a {kind}; only regular files, directories and symlinks can be packed", path.display())]
+    SpecialFile { path: PathBuf, kind: &'static str },
+    #[error("symlink {} points outside the app directory (to `{target}`)", path.display())]
+    SymlinkEscapes { path: PathBuf, target: String },
+    #[error("the entry script `{entry}` is not a file in {}", dir.display())]
+    MissingEntry { entry: String, dir: PathBuf },
+    #[error("SOURCE_DATE_EPOCH=`{value}` is not a whole number of seconds")]
+    SourceDateEpoch { value: String },
+    #[error("{} is not a usable runtime stub: {reason}", path.display())]
+    BadRuntime { path: PathBuf, reason: String },
+    #[error("the archive writer refused an entry")]
+    Format(#[from] FormatError),
+}
+
+impl PackError {
+    /// What the user can do about it, when there is something.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            PackError::OutputInsideInput { .. } => {
+                "write the executable outside the app directory, e.g. `-o ../app`".into()
+            }
+            PackError::NonUtf8Name { .. }
+            | PackError::BadName { .. }
+            | PackError::Reserved { .. } => "rename it, or leave it out with `--exclude`".into(),
+            PackError::Collision { .. } => {
+                "rename one of them: they would overwrite each other on macOS and Windows".into()
+            }
+            PackError::SpecialFile { .. } => "leave it out with `--exclude`".into(),
+            PackError::SymlinkEscapes { .. } => {
+                "pass `--follow-symlinks` to pack what links point to, or exclude the link".into()
+            }
+            PackError::MissingEntry { .. } => {
+                "name the script with `--entry` or `entry = \"...\"` in wrapkit.toml".into()
+            }
+            PackError::BadRuntime { .. } => {
+                "give `--runtime` a wrapkit-stub binary, or omit it to use the built-in one".into()
+            }
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,223 @@
+//! Turning an app directory into the list of entries to pack.
+//!
+//! The walk is deterministic: entries come out sorted by their archive name, bytewise, whatever
+//! order the filesystem lists them in. Names are checked against the format's rules as they are
+//! found, so a name the runtime would refuse never reaches the writer. What cannot be packed is
+//! an error naming the path, never a silent skip: special files, names that are not UTF-8,
+//! symlinks that leave the tree (unless links are followed), names that collide on
+//! case-insensitive filesystems.
+
+use std::collections::HashMap;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use wrapkit_runtime::format::{EntryKind, path};
+
+use crate::error::PackError;
+
+/// One thing to pack.
+#[derive(Debug, Clone)]
+pub struct SourceEntry {
+    /// Archive name: relative, `/`-separated.
+    pub name: String,
+    pub kind: EntryKind,
+    /// Where it is on disk.
+    pub source: PathBuf,
+    /// Permission bits on disk (normalised later).
+    pub mode: u32,
+    /// Size in bytes (files), target length (symlinks).
+    pub size: u64,
+    /// The link target, for symlinks.
+    pub target: Option<String>,
+}
+
+/// Which paths to pack.
+#[derive(Debug)]
+pub struct Filter {
+    include: GlobSet,
+    exclude: GlobSet,
+}
+
+/// Left out unless included by name: version-control metadata and our own config file.
+pub const DEFAULT_EXCLUDES: &[&str] = &[".git", ".hg", ".svn", "wrapkit.toml"];
+
+impl Filter {
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, PackError> {
+        let build = |what: &'static str, patterns: &[String]| -> Result<GlobSet, PackError> {
+            let mut b = GlobSetBuilder::new();
+            for p in patterns {
+                let glob = Glob::new(p).map_err(|source| PackError::Glob {
+                    what,
+                    pattern: p.clone(),
+                    source,
+                })?;
+                b.add(glob);
+            }
+            b.build().map_err(|source| PackError::Glob {
+                what,
+                pattern: patterns.join(", "),
+                source,
+            })
+        };
+        let mut excludes: Vec<String> = DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect();
+        excludes.extend_from_slice(exclude);
+        Ok(Filter {
+            include: build("include", include)?,
+            exclude: build("exclude", &excludes)?,
+        })
+    }
+
+    fn excluded(&self, name: &str) -> bool {
+        self.exclude.is_match(name)
+    }
+
+    fn included(&self, name: &str) -> bool {
+        self.include.is_match(name)
+    }
+}
+
+/// Walks `root` and returns what to pack, sorted by name.
+pub fn walk(
+    root: &Path,
+    filter: &Filter,
+    follow_symlinks: bool,
+) -> Result<Vec<SourceEntry>, PackError> {
+    let mut found = Vec::new();
+    let mut it = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .follow_links(follow_symlinks)
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(next) = it.next() {
+        let dent = next.map_err(|e| {
+            let path = e.path().unwrap_or(root).to_path_buf();
+            let source = match e.into_io_error() {
+                Some(io) => io,
+                None => std::io::Error::other(
+                    "symlink loop (a link points to a directory that contains it)",
+                ),
+            };
+            PackError::Read { path, source }
+        })?;
+        let rel = dent
+            .path()
+            .strip_prefix(root)
+            .expect("walkdir yields paths under its root");
+        let name = rel
+            .to_str()
+            .ok_or_else(|| PackError::NonUtf8Name {
+                path: dent.path().to_path_buf(),
+            })?
+            .to_owned();
+        if filter.excluded(&name) {
+            if dent.file_type().is_dir() {
+                it.skip_current_dir();
+            }
+            continue;
+        }
+        if path::is_reserved(&name) {
+            return Err(PackError::Reserved {
+                path: dent.path().to_path_buf(),
+            });
+        }
+        path::validate(&name).map_err(|source| PackError::BadName {
+            path: dent.path().to_path_buf(),
+            source,
+        })?;
+        let meta = dent.metadata().map_err(|e| PackError::Read {
+            path: dent.path().to_path_buf(),
+            source: e
+                .into_io_error()
+                .unwrap_or_else(|| std::io::Error::other("metadata unavailable")),
+        })?;
+        let ft = meta.file_type();
+        let (kind, target) = if ft.is_dir() {
+            (EntryKind::Dir, None)
+        } else if ft.is_file() {
+            (EntryKind::File, None)
+        } else if ft.is_symlink() {
+            let target = read_link_utf8(dent.path())?;
+            if path::resolve_link(&name, &target).is_none() {
+                return Err(PackError::SymlinkEscapes {
+                    path: dent.path().to_path_buf(),
+                    target,
+                });
+            }
+            (EntryKind::Symlink, Some(target))
+        } else {
+            let kind = if ft.is_fifo() {
+                "fifo"
+            } else if ft.is_socket() {
+                "socket"
+            } else if ft.is_block_device() || ft.is_char_device() {
+                "device"
+            } else {
+                "special file"
+            };
+            return Err(PackError::SpecialFile {
+                path: dent.path().to_path_buf(),
+                kind,
+            });
+        };
+        found.push(SourceEntry {
+            size: target.as_ref().map_or(meta.len(), |t| t.len() as u64),
+            name,
+            kind,
+            source: dent.path().to_path_buf(),
+            mode: meta.permissions().mode() & 0o7777,
+            target,
+        });
+    }
+    let mut kept = apply_include(found, filter);
+    kept.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    check_collisions(&kept)?;
+    Ok(kept)
+}
+
+/// Keeps files and links that match an include pattern, and the directories that hold them or
+/// match themselves.
+fn apply_include(found: Vec<SourceEntry>, filter: &Filter) -> Vec<SourceEntry> {
+    let mut needed_dirs = std::collections::HashSet::new();
+    for e in &found {
+        if e.kind != EntryKind::Dir && filter.included(&e.name) {
+            let mut p = path::parent(&e.name);
+            while !p.is_empty() && needed_dirs.insert(p.to_owned()) {
+                p = path::parent(p);
+            }
+        }
+    }
+    found
+        .into_iter()
+        .filter(|e| match e.kind {
+            EntryKind::Dir => filter.included(&e.name) || needed_dirs.contains(&e.name),
+            _ => filter.included(&e.name),
+        })
+        .collect()
+}
+
+fn check_collisions(entries: &[SourceEntry]) -> Result<(), PackError> {
+    let mut seen: HashMap<String, &str> = HashMap::with_capacity(entries.len());
+    for e in entries {
+        if let Some(first) = seen.insert(path::collision_key(&e.name), &e.name) {
+            return Err(PackError::Collision {
+                first: first.to_owned(),
+                second: e.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn read_link_utf8(link: &Path) -> Result<String, PackError> {
+    let target = std::fs::read_link(link).map_err(|source| PackError::Read {
+        path: link.to_path_buf(),
+        source,
+    })?;
+    target
+        .into_os_string()
+        .into_string()
+        .map_err(|_| PackError::NonUtf8Name {
+            path: link.to_path_buf(),
+        })
+}

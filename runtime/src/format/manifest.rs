@@ -1,0 +1,47 @@
+//! The manifest, `.wrapkit/manifest.json`: what the packed executable is and what it runs.
+//!
+//! ```json
+//! {"format":1,"name":"hello","version":"0.1.0","packer":"wrapkit 0.1.0",
+//!  "run":{"mode":"lua","entry":"main.lua"}}
+//! ```
+//!
+//! Unknown fields are ignored (a newer packer may add some); an unknown run mode is an error,
+//! because running something other than what was asked is worse than not running.
+
+use serde::{Deserialize, Serialize};
+
+use super::FormatError;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Payload format version; equal to the trailer's.
+    pub format: u32,
+    /// The app's name.
+    pub name: String,
+    /// The app's version, as the user wrote it.
+    pub version: String,
+    /// The packer that wrote this payload, e.g. `wrapkit 0.1.0`.
+    pub packer: String,
+    /// What to run.
+    pub run: Run,
+}
+
+/// How the app runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum Run {
+    /// In-process, with the embedded Lua 5.4: `entry` is an archive path.
+    Lua { entry: String },
+}
+
+impl Manifest {
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).expect("a manifest always serialises");
+        out.push(b'\n');
+        out
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Self, FormatError> {
+        serde_json::from_slice(bytes).map_err(|e| FormatError::Manifest(e.to_string()))
+    }
+}

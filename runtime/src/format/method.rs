@@ -1,0 +1,148 @@
+//! Compression methods: stored (0) and deflate (8), the two that every zip reader in the wild
+//! (`unzip`, Python's `zipfile`, Windows Explorer) understands.
+//!
+//! Decompression is bounded: output stops at the declared size, and a declared size the method
+//! could not produce from the compressed bytes is refused before anything is allocated.
+
+use std::io::{Read, Write};
+
+use super::FormatError;
+
+pub const STORED: u16 = 0;
+pub const DEFLATE: u16 = 8;
+
+/// Deflate cannot expand data by more than about 1032:1 (a 258-byte match coded in one bit
+/// or so); anything claiming more is a bomb or corrupt.
+const DEFLATE_MAX_RATIO: u64 = 1032;
+
+/// Human name of a method number.
+pub fn name(method: u16) -> String {
+    match method {
+        STORED => "stored".into(),
+        DEFLATE => "deflate".into(),
+        12 => "bzip2 (12)".into(),
+        14 => "lzma (14)".into(),
+        93 => "zstd (93)".into(),
+        99 => "AES encryption (99)".into(),
+        m => format!("method {m}"),
+    }
+}
+
+/// Deflate `data` at `level` (0-9). Deterministic for a given flate2 version.
+pub fn deflate(data: &[u8], level: u32) -> Vec<u8> {
+    let mut enc = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(data.len() / 2 + 64),
+        flate2::Compression::new(level),
+    );
+    enc.write_all(data).expect("writing to a Vec cannot fail");
+    enc.finish().expect("writing to a Vec cannot fail")
+}
+
+/// Checks that `size` bytes could come out of `compressed_size` bytes with `method`.
+pub fn check_sizes(
+    name: &str,
+    method: u16,
+    compressed_size: u64,
+    size: u64,
+) -> Result<(), FormatError> {
+    match method {
+        STORED if compressed_size != size => Err(FormatError::entry(
+            name,
+            format!("stored entry has compressed size {compressed_size} but size {size}"),
+        )),
+        DEFLATE
+            if size
+                > compressed_size
+                    .saturating_mul(DEFLATE_MAX_RATIO)
+                    .saturating_add(64) =>
+        {
+            Err(FormatError::entry(
+                name,
+                format!(
+                    "declares {size} bytes from {compressed_size} compressed bytes, more than deflate can produce"
+                ),
+            ))
+        }
+        STORED | DEFLATE => Ok(()),
+        other => Err(FormatError::entry(
+            name,
+            format!("unsupported compression: {}", self::name(other)),
+        )),
+    }
+}
+
+/// Decompresses `data` to exactly `size` bytes and checks `crc32`.
+pub fn decompress(
+    name: &str,
+    method: u16,
+    data: &[u8],
+    size: u64,
+    crc32: u32,
+) -> Result<Vec<u8>, FormatError> {
+    check_sizes(name, method, data.len() as u64, size)?;
+    let size_usize = usize::try_from(size)
+        .map_err(|_| FormatError::entry(name, "too large for this machine's memory"))?;
+    let out = match method {
+        STORED => data.to_vec(),
+        _ => {
+            let mut out = Vec::with_capacity(size_usize);
+            let mut dec = flate2::read::DeflateDecoder::new(data).take(size + 1);
+            dec.read_to_end(&mut out)
+                .map_err(|e| FormatError::entry(name, format!("deflate data is corrupt: {e}")))?;
+            if out.len() as u64 != size {
+                return Err(FormatError::entry(
+                    name,
+                    format!(
+                        "inflates to {}{} bytes, but declares {size}",
+                        if out.len() as u64 > size {
+                            "more than "
+                        } else {
+                            ""
+                        },
+                        out.len().min(size_usize)
+                    ),
+                ));
+            }
+            out
+        }
+    };
+    check_crc(name, &out, crc32)?;
+    Ok(out)
+}
+
+/// Checks the CRC-32 of a whole entry.
+pub fn check_crc(name: &str, data: &[u8], crc32: u32) -> Result<(), FormatError> {
+    let got = crc32fast::hash(data);
+    if got != crc32 {
+        return Err(FormatError::entry(
+            name,
+            format!("CRC-32 mismatch: the data has {got:08x}, the header says {crc32:08x}"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deflate_round_trip_and_bounds() {
+        let data = b"hello hello hello hello".repeat(100);
+        let z = deflate(&data, 6);
+        let crc = crc32fast::hash(&data);
+        assert_eq!(
+            decompress("x", DEFLATE, &z, data.len() as u64, crc).unwrap(),
+            data
+        );
+        // Declaring fewer bytes than the stream holds stops at the declared size.
+        let err = decompress("x", DEFLATE, &z, 10, crc)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than 10"), "{err}");
+        // A wrong CRC is caught.
+        assert!(decompress("x", DEFLATE, &z, data.len() as u64, crc ^ 1).is_err());
+        // An impossible ratio is refused up front.
+        assert!(decompress("x", DEFLATE, &z[..2], 1 << 40, crc).is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! The wrapkit payload format, version 1: the only place that knows its bytes.
+//!
+//! ```text
+//! [ stub ][ local header + data ... | .wrapkit/index | .wrapkit/manifest.json | central directory |
+//!         [ zip64 end record + locator ] | end of central directory + comment = trailer ]
+//! ```
+//!
+//! The payload is a standard zip archive written with absolute offsets, so `unzip`, `zipinfo` and
+//! Python's `zipfile` read a packed executable as it is. Everything wrapkit-specific is found from
+//! the end of the file in constant time:
+//!
+//! - [`trailer`]: the zip comment, a fixed-length ASCII line holding the magic, the format
+//!   version, where the archive starts, where the index and manifest are, and the digest;
+//! - [`index`]: a sorted, fixed-width table of every entry, stored uncompressed, so a lookup is a
+//!   binary search over the mapped file whatever the number of entries;
+//! - [`manifest`]: JSON saying what to run.
+//!
+//! [`zip`] encodes and decodes the zip records themselves, [`method`] the compression methods,
+//! [`path`] the rules every entry name obeys and [`writer`] puts it all together for the packer.
+//! `docs/format.md` describes the same layout for people.
+
+pub mod index;
+pub mod manifest;
+pub mod method;
+pub mod path;
+pub mod trailer;
+pub mod writer;
+pub mod zip;
+
+/// The payload format version this crate reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Reserved directory inside the archive for wrapkit's own entries.
+pub const RESERVED_DIR: &str = ".wrapkit";
+/// Name of the index entry.
+pub const INDEX_NAME: &str = ".wrapkit/index";
+/// Name of the manifest entry.
+pub const MANIFEST_NAME: &str = ".wrapkit/manifest.json";
+
+/// What kind of thing an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+impl EntryKind {
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            EntryKind::File => 0,
+            EntryKind::Dir => 1,
+            EntryKind::Symlink => 2,
+        }
+    }
+
+    pub(crate) fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            0 => Some(EntryKind::File),
+            1 => Some(EntryKind::Dir),
+            2 => Some(EntryKind::Symlink),
+            _ => None,
+        }
+    }
+
+    /// The Unix file-type bits (`S_IFREG` and friends) for this kind.
+    pub fn type_bits(self) -> u32 {
+        match self {
+            EntryKind::File => 0o100000,
+            EntryKind::Dir => 0o040000,
+            EntryKind::Symlink => 0o120000,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Dir => "directory",
+            EntryKind::Symlink => "symlink",
+        }
+    }
+}
+
+/// Normalised permission bits: what every entry of a given kind gets, so that output does not
+/// depend on the umask or the owner's habits. Files keep only "is it executable".
+pub fn normalised_mode(kind: EntryKind, source_mode: u32) -> u32 {
+    match kind {
+        EntryKind::File if source_mode & 0o111 != 0 => 0o755,
+        EntryKind::File => 0o644,
+        EntryKind::Dir => 0o755,
+        EntryKind::Symlink => 0o777,
+    }
+}
+
+/// Everything that can be wrong with a payload, each variant carrying where it was found.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error(
+        "no wrapkit payload at the end of the file ({len} bytes): it was truncated, or stripped by `strip`/`objcopy`, which drop data appended to an executable"
+    )]
+    NoPayload { len: u64 },
+    #[error(
+        "payload format version {found} is not supported by this runtime, which reads version {supported}"
+    )]
+    UnsupportedVersion { found: u32, supported: u32 },
+    #[error("the payload trailer (zip comment at offset {offset}) is malformed: {reason}")]
+    BadTrailer { offset: u64, reason: &'static str },
+    #[error("{what} at offset {offset} is malformed: {reason}")]
+    Malformed {
+        what: &'static str,
+        offset: u64,
+        reason: String,
+    },
+    #[error("entry `{name}`: {reason}")]
+    Entry { name: String, reason: String },
+    #[error("the manifest ({MANIFEST_NAME}) is not valid: {0}")]
+    Manifest(String),
+}
+
+impl FormatError {
+    pub(crate) fn malformed(what: &'static str, offset: u64, reason: impl Into<String>) -> Self {
+        FormatError::Malformed {
+            what,
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn entry(name: &str, reason: impl Into<String>) -> Self {
+        FormatError::Entry {
+            name: name.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}

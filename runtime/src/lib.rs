@@ -1,0 +1,30 @@
+//! The wrapkit runtime: everything a packed executable needs to run itself, and the one owner of
+//! the payload format.
+//!
+//! A packed executable is a static stub followed by a standard zip archive whose comment is our
+//! trailer. This crate is used twice:
+//!
+//! - by the **stub** (`src/bin/wrapkit-stub.rs`, feature `lua`): it maps its own file
+//!   ([`selfexe`], [`mapping`]), opens the archive in O(1) ([`archive::Archive::open`]) and runs the
+//!   app the manifest names ([`stub`]);
+//! - by the **packer** (crate `wrapkit`, without the `lua` feature): it writes archives through
+//!   [`format::writer::ArchiveWriter`] and reads them back through the same [`archive::Archive`],
+//!   so `wrapkit` and the stub can never disagree about a byte.
+//!
+//! The three types that matter are [`archive::Archive`] (a validated, read-only view of a payload),
+//! [`format::index::Entry`] (one file, directory or symlink in it) and [`format::manifest::Manifest`]
+//! (what to run).
+//!
+//! All `unsafe` lives in [`mapping`] (mapping a file), [`selfexe`] (reading the auxiliary vector)
+//! and `lua::stream` (handing archive entries to Lua as C `FILE*` handles).
+
+pub mod archive;
+pub mod exit;
+pub mod format;
+pub mod mapping;
+pub mod selfexe;
+
+#[cfg(feature = "lua")]
+mod lua;
+#[cfg(feature = "lua")]
+pub mod stub;

@@ -1,0 +1,272 @@
+//! The in-process Lua host: runs the app's entry script with the archive mounted at the
+//! executable's own path, tclkit-style.
+//!
+//! An archive entry `lib/util.lua` of `/opt/tool` appears as `/opt/tool/lib/util.lua`: no real
+//! file can exist below a regular file, so the mount point never hides anything. The host gives
+//! the Lua side a small `native` table (resolve a path, open, read, list, stat); the prelude
+//! (`prelude.lua`) builds the public `wrapkit` module on it and re-points `io.open`, `io.lines`,
+//! `loadfile`, `dofile`, `require` and `package.searchpath` at the archive. Relative paths keep
+//! meaning the real current directory, as in any other program.
+
+mod stream;
+
+use std::path::Path;
+
+use mlua::{Lua, LuaOptions, MultiValue, StdLib, Value};
+
+use crate::archive::Archive;
+use crate::format::EntryKind;
+use crate::format::index::Entry;
+use crate::format::method;
+
+const PRELUDE: &str = include_str!("prelude.lua");
+
+/// What the host needs to run an app.
+pub struct App {
+    pub archive: &'static Archive<'static>,
+    /// The mount point: the executable's absolute path.
+    pub root: String,
+    pub entry: String,
+    pub name: String,
+    pub version: String,
+    /// `argv[0]` as the user typed it, then the arguments.
+    pub argv0: String,
+    pub args: Vec<String>,
+}
+
+/// Runs the app; returns the exit status (0, or 1 after an uncaught error, which the prelude
+/// has already reported). `os.exit` leaves the process directly.
+pub fn run(app: App) -> mlua::Result<u8> {
+    // SAFETY: the app is trusted code the user chose to pack; it gets the full standard
+    // library, `debug` included, exactly as `lua script.lua` would.
+    let lua = unsafe { Lua::unsafe_new_with(StdLib::ALL, LuaOptions::default()) };
+    let native = native_table(&lua, &app)?;
+    let prelude = lua.load(PRELUDE).set_name("=[wrapkit]").into_function()?;
+    let args: MultiValue = app
+        .args
+        .iter()
+        .map(|a| lua.create_string(a).map(Value::String))
+        .collect::<mlua::Result<_>>()?;
+    let status: i64 = prelude.call((native, MultiValue::from_iter(args)))?;
+    Ok(u8::try_from(status).unwrap_or(1))
+}
+
+/// An archive path for `path` if it lies under `root`: `Some("")` for the root itself.
+fn archive_path(root: &str, path: &str) -> Option<String> {
+    let rest = path.strip_prefix(root)?;
+    if !rest.is_empty() && !rest.starts_with('/') {
+        return None;
+    }
+    normalise(rest)
+}
+
+/// Lexical normalisation of a `/`-separated path relative to the archive root; `None` when it
+/// climbs above the root.
+fn normalise(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// `nil, "<display>: <message>", errno`, the failure triple of Lua's io functions.
+fn failure(lua: &Lua, display: &str, message: &str, errno: i32) -> mlua::Result<MultiValue> {
+    Ok(MultiValue::from_iter([
+        Value::Nil,
+        Value::String(lua.create_string(format!("{display}: {message}"))?),
+        Value::Integer(errno.into()),
+    ]))
+}
+
+fn kind_name(kind: EntryKind) -> &'static str {
+    kind.as_str()
+}
+
+fn native_table(lua: &Lua, app: &App) -> mlua::Result<mlua::Table> {
+    let archive = app.archive;
+    let t = lua.create_table()?;
+    t.set("root", app.root.as_str())?;
+    t.set("entry", app.entry.as_str())?;
+    t.set("name", app.name.as_str())?;
+    t.set("version", app.version.as_str())?;
+    t.set("argv0", app.argv0.as_str())?;
+    t.set(
+        "progname",
+        Path::new(&app.argv0)
+            .file_name()
+            .map_or(app.argv0.clone(), |n| n.to_string_lossy().into_owned()),
+    )?;
+
+    let root = app.root.clone();
+    t.set(
+        "archive_path",
+        lua.create_function(move |_, path: mlua::LuaString| {
+            Ok(path.to_str().ok().and_then(|p| archive_path(&root, &p)))
+        })?,
+    )?;
+    t.set(
+        "normalise",
+        lua.create_function(|_, path: String| Ok(normalise(&path)))?,
+    )?;
+
+    // Resolve `rel` (following symlinks) and report failures Lua-style.
+    fn find(
+        lua: &Lua,
+        archive: &Archive<'static>,
+        rel: &str,
+        display: &str,
+    ) -> mlua::Result<Result<Entry<'static>, MultiValue>> {
+        match archive.resolve(rel) {
+            Ok(Some(e)) => Ok(Ok(e)),
+            Ok(None) => Ok(Err(failure(
+                lua,
+                display,
+                "No such file or directory",
+                libc::ENOENT,
+            )?)),
+            Err(err) => Ok(Err(failure(
+                lua,
+                display,
+                &format!("corrupt archive entry: {err}"),
+                libc::EIO,
+            )?)),
+        }
+    }
+
+    t.set(
+        "open",
+        lua.create_function(move |lua, (rel, display): (String, String)| {
+            let e = match find(lua, archive, &rel, &display)? {
+                Ok(e) => e,
+                Err(f) => return Ok(f),
+            };
+            if e.kind == EntryKind::Dir {
+                return failure(lua, &display, "Is a directory", libc::EISDIR);
+            }
+            let data = if e.method == method::STORED {
+                archive.raw_data(&e).map(stream::Data::Mapped)
+            } else {
+                archive
+                    .contents(&e, true)
+                    .map(|c| stream::Data::Owned(c.into_owned()))
+            };
+            match data {
+                Ok(data) => Ok(MultiValue::from_iter([stream::push(lua, data)?])),
+                Err(err) => failure(
+                    lua,
+                    &display,
+                    &format!("corrupt archive entry: {err}"),
+                    libc::EIO,
+                ),
+            }
+        })?,
+    )?;
+
+    t.set(
+        "read",
+        lua.create_function(move |lua, (rel, display): (String, String)| {
+            let e = match find(lua, archive, &rel, &display)? {
+                Ok(e) => e,
+                Err(f) => return Ok(f),
+            };
+            if e.kind == EntryKind::Dir {
+                return failure(lua, &display, "Is a directory", libc::EISDIR);
+            }
+            match archive.contents(&e, true) {
+                Ok(bytes) => Ok(MultiValue::from_iter([Value::String(
+                    lua.create_string(&*bytes)?,
+                )])),
+                Err(err) => failure(
+                    lua,
+                    &display,
+                    &format!("corrupt archive entry: {err}"),
+                    libc::EIO,
+                ),
+            }
+        })?,
+    )?;
+
+    t.set(
+        "kind",
+        lua.create_function(move |_, rel: String| {
+            Ok(archive
+                .resolve(&rel)
+                .ok()
+                .flatten()
+                .map(|e| kind_name(e.kind)))
+        })?,
+    )?;
+
+    t.set(
+        "stat",
+        lua.create_function(move |lua, (rel, display): (String, String)| {
+            let e = match find(lua, archive, &rel, &display)? {
+                Ok(e) => e,
+                Err(f) => return Ok(f),
+            };
+            let st = lua.create_table()?;
+            st.set("type", kind_name(e.kind))?;
+            st.set("size", e.size)?;
+            st.set("mode", e.mode)?;
+            st.set("compressed", e.method != method::STORED)?;
+            Ok(MultiValue::from_iter([Value::Table(st)]))
+        })?,
+    )?;
+
+    t.set(
+        "list",
+        lua.create_function(move |lua, (rel, display): (String, String)| {
+            let e = match find(lua, archive, &rel, &display)? {
+                Ok(e) => e,
+                Err(f) => return Ok(f),
+            };
+            if e.kind != EntryKind::Dir {
+                return failure(lua, &display, "Not a directory", libc::ENOTDIR);
+            }
+            let names = lua.create_table()?;
+            for child in archive.index().children(e.name) {
+                match child {
+                    Ok(c) => names.raw_push(c.name.rsplit('/').next().unwrap_or(c.name))?,
+                    Err(err) => {
+                        return failure(
+                            lua,
+                            &display,
+                            &format!("corrupt archive index: {err}"),
+                            libc::EIO,
+                        );
+                    }
+                }
+            }
+            Ok(MultiValue::from_iter([Value::Table(names)]))
+        })?,
+    )?;
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_paths_live_under_the_root_only() {
+        assert_eq!(
+            archive_path("/opt/app", "/opt/app/lib/x.lua").as_deref(),
+            Some("lib/x.lua")
+        );
+        assert_eq!(archive_path("/opt/app", "/opt/app").as_deref(), Some(""));
+        assert_eq!(
+            archive_path("/opt/app", "/opt/app/./a//b/../c").as_deref(),
+            Some("a/c")
+        );
+        assert_eq!(archive_path("/opt/app", "/opt/app/.."), None);
+        assert_eq!(archive_path("/opt/app", "/opt/apple/x"), None);
+        assert_eq!(archive_path("/opt/app", "lib/x.lua"), None);
+    }
+}

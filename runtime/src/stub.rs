@@ -1,0 +1,106 @@
+//! The stub's `main`: find our own file, open the payload, run what the manifest says.
+//!
+//! Start-up does O(1) work before the app runs: one `open`, one `mmap`, the end records, the
+//! trailer, the index header and the manifest. Errors are printed once, here, as one `error:`
+//! line naming the executable, then a `hint:`; each kind has its own exit code ([`crate::exit`]).
+
+use std::os::unix::ffi::OsStringExt;
+use std::process::ExitCode;
+
+use crate::archive::Archive;
+use crate::exit;
+use crate::format::FormatError;
+use crate::format::manifest::Run;
+use crate::{lua, mapping, selfexe};
+
+/// A failure of the runtime itself (never of the app).
+struct Failure {
+    message: String,
+    hint: Option<&'static str>,
+    code: u8,
+}
+
+impl Failure {
+    fn format(exe: &str, err: FormatError) -> Self {
+        let (hint, code) = match err {
+            FormatError::NoPayload { .. } => (
+                Some(
+                    "pack the app again with `wrapkit pack`; if it was stripped, tell the packaging tool to leave this file alone (e.g. dh_strip --exclude, or RPM's __os_install_post)",
+                ),
+                exit::BAD_PAYLOAD,
+            ),
+            FormatError::UnsupportedVersion { .. } | FormatError::Manifest(_) => (
+                Some(
+                    "this executable was packed by a newer wrapkit; pack it again with this version, or use a newer runtime",
+                ),
+                exit::UNSUPPORTED,
+            ),
+            _ => (
+                Some("the file is corrupt; `wrapkit verify` shows where. Pack the app again"),
+                exit::BAD_PAYLOAD,
+            ),
+        };
+        Failure {
+            message: format!("{exe}: {err}"),
+            hint,
+            code,
+        }
+    }
+}
+
+/// Runs the packed app and returns the process exit code.
+pub fn main() -> ExitCode {
+    match run() {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            if let Some(hint) = f.hint {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn run() -> Result<u8, Failure> {
+    let me = selfexe::open().map_err(|e| Failure {
+        message: format!("cannot open the running executable: {e}"),
+        hint: Some("run the file directly, or mount /proc"),
+        code: exit::IO,
+    })?;
+    let exe = me.path.to_string_lossy().into_owned();
+    let bytes = mapping::map_for_process(&me.file).map_err(|e| Failure {
+        message: format!("{exe}: cannot map the file: {e}"),
+        hint: None,
+        code: exit::IO,
+    })?;
+    let archive = Archive::open(bytes).map_err(|e| Failure::format(&exe, e))?;
+    let manifest = archive.manifest().map_err(|e| Failure::format(&exe, e))?;
+    let archive: &'static Archive<'static> = Box::leak(Box::new(archive));
+
+    let mut argv = std::env::args_os().map(OsStringExt::into_vec);
+    let argv0 = argv.next().map_or_else(|| exe.clone(), lossy);
+    let args = argv.map(lossy).collect();
+    match manifest.run {
+        Run::Lua { entry } => {
+            let app = lua::App {
+                archive,
+                root: exe.clone(),
+                entry,
+                name: manifest.name,
+                version: manifest.version,
+                argv0,
+                args,
+            };
+            lua::run(app).map_err(|e| Failure {
+                message: format!("{exe}: the Lua host failed: {e}"),
+                hint: None,
+                code: exit::LUA_ERROR,
+            })
+        }
+    }
+}
+
+fn lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
