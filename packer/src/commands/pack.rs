@@ -32,8 +32,9 @@ pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
     let report = pack::pack(&opts)?;
     if !args.quiet {
         eprintln!(
-            "packed {} files ({}) into {} ({}, {} of it payload) in {:.2} s",
+            "packed {} file{} ({}) into {} ({}, {} of it payload) in {:.2} s",
             report.files,
+            if report.files == 1 { "" } else { "s" },
             human_bytes(report.input_bytes),
             report.output.display(),
             human_bytes(report.total_bytes),

@@ -1,0 +1,222 @@
+//! Damaged and hostile payloads: every one gets one `error:` line naming the file, a documented
+//! exit code, and never a crash, a panic or a backtrace.
+
+use std::process::Command;
+
+use crate::support::{App, Packed, Run};
+
+const BAD_PAYLOAD: i32 = 120;
+const UNSUPPORTED: i32 = 121;
+const TRAILER_LEN: usize = 158;
+
+/// An app whose payload is large enough (incompressible) that cuts land in it, not in the stub.
+fn big_app() -> Packed {
+    let mut noise = Vec::with_capacity(256 * 1024);
+    let mut x: u32 = 0x1234_5678;
+    for _ in 0..256 * 1024 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        noise.push(x as u8);
+    }
+    App::new()
+        .file("main.lua", "print('ran')")
+        .file("noise.bin", noise)
+        .pack(&[])
+}
+
+/// Zip offset of the archive start, read from the trailer.
+fn start_of_payload(bytes: &[u8]) -> usize {
+    let trailer = std::str::from_utf8(&bytes[bytes.len() - TRAILER_LEN..]).unwrap();
+    let hex = trailer.split(" start=").nth(1).unwrap();
+    usize::from_str_radix(&hex[..16], 16).unwrap()
+}
+
+/// Runs a damaged variant and checks the shape of the failure.
+#[track_caller]
+fn refuses(packed: &Packed, name: &str, bytes: &[u8], code: i32) -> String {
+    let path = packed.variant(name, bytes);
+    let run = Run::of(&mut Command::new(&path));
+    assert_eq!(run.signal, None, "{name}: killed by a signal");
+    assert_eq!(run.stdout, "", "{name}: the app must not run");
+    let err = run.fails_with(code);
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("error: ") && first.contains(path.to_str().unwrap()),
+        "{name}: {err}"
+    );
+    assert_eq!(
+        err.matches("error:").count(),
+        1,
+        "{name}: one error line: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{name}: {err}"
+    );
+    err
+}
+
+#[test]
+fn truncated_executables_are_refused_before_anything_runs() {
+    let packed = big_app();
+    let bytes = packed.bytes();
+    assert_eq!(packed.run(&[]).ok(), "ran\n");
+    let start = start_of_payload(&bytes);
+    let cuts = [1, 4096, (bytes.len() - start) / 2, bytes.len() - start - 10];
+    for cut in cuts {
+        let err = refuses(
+            &packed,
+            &format!("cut{cut}"),
+            &bytes[..bytes.len() - cut],
+            BAD_PAYLOAD,
+        );
+        assert!(
+            err.contains("no wrapkit payload at the end of the file"),
+            "{err}"
+        );
+        assert!(err.contains("hint: "), "{err}");
+    }
+}
+
+#[test]
+fn the_bare_stub_says_it_has_no_payload() {
+    let packed = big_app();
+    let bytes = packed.bytes();
+    let start = start_of_payload(&bytes);
+    let err = refuses(&packed, "bare", &bytes[..start], BAD_PAYLOAD);
+    assert!(err.contains("stripped by `strip`"), "{err}");
+}
+
+#[test]
+fn a_zero_filled_payload_is_refused() {
+    let packed = big_app();
+    let mut bytes = packed.bytes();
+    let start = start_of_payload(&bytes);
+    bytes[start..].fill(0);
+    refuses(&packed, "zeros", &bytes, BAD_PAYLOAD);
+}
+
+#[test]
+fn a_stripped_executable_explains_what_happened() {
+    let packed = big_app();
+    let stripped = packed.exe.with_file_name("stripped");
+    let strip = Run::of(
+        Command::new("strip")
+            .arg("-o")
+            .arg(&stripped)
+            .arg(&packed.exe),
+    );
+    assert_eq!(strip.code, Some(0), "strip: {}", strip.stderr);
+    let bytes = std::fs::read(&stripped).unwrap();
+    let err = refuses(&packed, "stripped", &bytes, BAD_PAYLOAD);
+    assert!(err.contains("strip"), "{err}");
+}
+
+/// Replaces `field=` + 16 hex digits in the trailer.
+fn patch_trailer(bytes: &mut [u8], field: &str, value: &str) {
+    let len = bytes.len();
+    let trailer = &mut bytes[len - TRAILER_LEN..];
+    let text = String::from_utf8(trailer.to_vec()).unwrap();
+    let at = text.find(field).unwrap() + field.len();
+    trailer[at..at + value.len()].copy_from_slice(value.as_bytes());
+}
+
+#[test]
+fn a_trailer_pointing_outside_the_file_is_refused() {
+    let packed = big_app();
+    for (field, value) in [
+        ("index=", "7fffffffffffffff"),
+        ("manifest=", "ffffffffffffffff"),
+        ("start=", "00000000ffffffff"),
+        ("index=", "0000000000000000"),
+    ] {
+        let mut bytes = packed.bytes();
+        patch_trailer(&mut bytes, field, value);
+        let err = refuses(&packed, "pointer", &bytes, BAD_PAYLOAD);
+        assert!(
+            err.contains("outside") || err.contains("malformed"),
+            "{field}{value}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_central_directory_that_cannot_fit_is_refused() {
+    let packed = big_app();
+    let mut bytes = packed.bytes();
+    let eocd = bytes.len() - TRAILER_LEN - 22;
+    // Claim a huge central directory size (the real archive is far smaller).
+    bytes[eocd + 12..eocd + 16].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
+    let err = refuses(&packed, "cdsize", &bytes, BAD_PAYLOAD);
+    assert!(err.contains("exceeds the file"), "{err}");
+    let mut bytes = packed.bytes();
+    // 65534 entries in a central directory of a few hundred bytes.
+    bytes[eocd + 8..eocd + 12].copy_from_slice(&[0xfe, 0xff, 0xfe, 0xff]);
+    let err = refuses(&packed, "count", &bytes, BAD_PAYLOAD);
+    assert!(err.contains("entries cannot fit"), "{err}");
+}
+
+#[test]
+fn a_newer_format_or_unknown_run_mode_is_unsupported() {
+    let packed = big_app();
+    let mut bytes = packed.bytes();
+    let len = bytes.len();
+    bytes[len - TRAILER_LEN + 11] = b'0';
+    bytes[len - TRAILER_LEN + 12] = b'2';
+    let err = refuses(&packed, "v2", &bytes, UNSUPPORTED);
+    assert!(err.contains("format version 2 is not supported"), "{err}");
+
+    let mut bytes = packed.bytes();
+    let at = find(&bytes, b"\"mode\": \"lua\"").expect("manifest in the file");
+    bytes[at + 9..at + 12].copy_from_slice(b"xyz");
+    let err = refuses(&packed, "mode", &bytes, UNSUPPORTED);
+    assert!(err.contains("unknown variant `xyz`"), "{err}");
+}
+
+#[test]
+fn a_flipped_byte_in_compressed_data_is_caught_by_its_crc() {
+    let source = "print('".to_string() + &"abc".repeat(500) + "')";
+    let packed = App::new()
+        .file("main.lua", source)
+        .pack(&["--compression", "deflate"]);
+    let mut bytes = packed.bytes();
+    let start = start_of_payload(&bytes);
+    // main.lua is the first entry: flip a byte in the middle of its data.
+    bytes[start + 30 + "main.lua".len() + 8] ^= 0x55;
+    let path = packed.variant("flipped", &bytes);
+    let run = Run::of(&mut Command::new(&path));
+    assert_eq!(run.stdout, "");
+    let err = run.fails_with(1);
+    assert!(err.contains("main.lua") && err.contains("corrupt"), "{err}");
+}
+
+#[test]
+fn a_local_header_that_disagrees_with_the_index_is_refused() {
+    let packed = App::new().file("main.lua", "print('x')").pack(&[]);
+    let mut bytes = packed.bytes();
+    let start = start_of_payload(&bytes);
+    // Rename the entry in its local header only: main.lua -> main.lux
+    let name_at = start + 30;
+    assert_eq!(&bytes[name_at..name_at + 8], b"main.lua");
+    bytes[name_at + 7] = b'x';
+    let path = packed.variant("renamed", &bytes);
+    let err = Run::of(&mut Command::new(&path)).fails_with(1);
+    assert!(err.contains("names `main.lux` instead"), "{err}");
+}
+
+#[test]
+fn the_stub_does_not_contain_the_trailer_magic() {
+    let packed = big_app();
+    let bytes = packed.bytes();
+    let stub = &bytes[..start_of_payload(&bytes)];
+    assert!(
+        find(stub, b"WKPAYLOAD").is_none(),
+        "the stub would find itself"
+    );
+    assert!(find(&bytes, b"WKPAYLOAD").is_some());
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
