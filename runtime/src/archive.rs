@@ -102,7 +102,7 @@ impl<'a> Archive<'a> {
         archive.start_pos = archive
             .position(archive.trailer.start)
             .filter(|&p| p <= cd_pos)
-            .ok_or_else(|| FormatError::BadTrailer {
+            .ok_or(FormatError::BadTrailer {
                 offset: comment_pos,
                 reason: "the archive start lies outside the file",
             })?;

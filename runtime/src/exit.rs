@@ -1,5 +1,5 @@
 //! Exit codes of a packed executable when the runtime itself fails (the app's own status passes
-//! through unchanged). Documented in docs/exit-codes.md; keep the two in step.
+//! through unchanged). Documented in docs/cli.md ("Exit codes"); keep the two in step.
 
 /// The payload is missing, truncated, corrupt or tampered with.
 pub const BAD_PAYLOAD: u8 = 120;

@@ -5,8 +5,8 @@
 //! file can exist below a regular file, so the mount point never hides anything. The host gives
 //! the Lua side a small `native` table (resolve a path, open, read, list, stat); the prelude
 //! (`prelude.lua`) builds the public `wrapkit` module on it and re-points `io.open`, `io.lines`,
-//! `loadfile`, `dofile`, `require` and `package.searchpath` at the archive. Relative paths keep
-//! meaning the real current directory, as in any other program.
+//! `io.input`, `loadfile`, `dofile`, `require` and `package.searchpath` at the archive. Relative
+//! paths keep meaning the real current directory, as in any other program.
 
 mod stream;
 

@@ -7,7 +7,8 @@
 local native = ...
 local args = table.pack(select(2, ...))
 local root = native.root
-local io_open, io_lines, lua_loadfile, lua_dofile = io.open, io.lines, loadfile, dofile
+local io_open, io_lines, io_input = io.open, io.lines, io.input
+local lua_loadfile, lua_dofile = loadfile, dofile
 local type, error, load, sfmt = type, error, load, string.format
 
 local function archive_path(path)
@@ -40,6 +41,14 @@ function io.lines(filename, ...)
   if f == nil then error(err, 2) end
   local it = f:lines(...)
   return function() return close_at_end(f, it()) end, nil, nil, f
+end
+
+function io.input(file)
+  local rel = archive_path(file)
+  if rel == nil then return io_input(file) end
+  local f, err = native.open(rel, file)
+  if f == nil then error(sfmt("cannot open file '%s' (%s)", file, err:sub(#file + 3)), 2) end
+  return io_input(f)
 end
 
 local function load_archive_chunk(rel, filename, ...)
@@ -96,6 +105,16 @@ package.searchers[2] = function(name)
 end
 package.path = root .. "/?.lua;" .. root .. "/?/init.lua"
 package.cpath = ""
+
+-- With no C path the C searchers have nothing to try: keep them quiet rather than have
+-- "module not found" end in a confusing "no file ''".
+for i = 3, 4 do
+  local searcher = package.searchers[i]
+  package.searchers[i] = function(name)
+    if package.cpath == "" then return nil end
+    return searcher(name)
+  end
+end
 
 -- The public module. Its functions take archive paths: relative to the archive root, or
 -- absolute under `wrapkit.root`.
@@ -165,7 +184,9 @@ local main, err = loadfile(root .. "/" .. native.entry)
 if main == nil then return report(err) end
 
 local function handler(msg)
-  if type(msg) ~= "string" then
+  if type(msg) == "number" then
+    msg = tostring(msg) -- as lua.c does: numbers are messages too
+  elseif type(msg) ~= "string" then
     local mt = getmetatable(msg)
     if mt and mt.__tostring then return tostring(msg) end
     msg = sfmt("(error object is a %s value)", type(msg))

@@ -65,8 +65,13 @@ unsafe extern "C" fn cookie_read(
     // SAFETY: stdio passes back the cookie we gave fopencookie, which lives until cookie_close.
     let c = unsafe { &mut *(cookie as *mut Cookie) };
     let bytes = c.data.bytes();
-    let n = size.min(bytes.len() - c.pos);
-    // SAFETY: stdio guarantees `buf` has room for `size` bytes; the source range is in bounds.
+    // The position may lie past the end after a seek: that reads as end of file.
+    let n = size.min(bytes.len().saturating_sub(c.pos));
+    if n == 0 {
+        return 0;
+    }
+    // SAFETY: stdio guarantees `buf` has room for `size` bytes; `n > 0` means `c.pos < len`,
+    // so the source range is in bounds.
     unsafe { ptr::copy_nonoverlapping(bytes.as_ptr().add(c.pos), buf as *mut u8, n) };
     c.pos += n;
     n as isize
@@ -81,11 +86,12 @@ unsafe extern "C" fn cookie_seek(cookie: *mut c_void, offset: *mut i64, whence: 
         libc::SEEK_END => c.data.bytes().len() as i64,
         _ => return -1,
     };
-    match base.checked_add(*off) {
-        Some(p) if p >= 0 => {
-            // Seeking past the end is allowed; reads there return end of file.
-            c.pos = (p as usize).min(c.data.bytes().len());
-            *off = p;
+    match base.checked_add(*off).map(usize::try_from) {
+        Some(Ok(p)) => {
+            // Seeking past the end is allowed, as on a real file: the position is kept (so
+            // `f:seek("cur")` reports it) and reads there return end of file.
+            c.pos = p;
+            *off = p as i64;
             0
         }
         _ => {
