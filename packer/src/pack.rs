@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
-use wrapkit_runtime::format::manifest::{Manifest, Run};
+use wrapkit_runtime::format::manifest::{Manifest, Run, StubInfo};
 use wrapkit_runtime::format::trailer::Trailer;
 use wrapkit_runtime::format::writer::{ArchiveWriter, Compression, Finished, PreparedEntry};
 use wrapkit_runtime::format::{EntryKind, FORMAT_VERSION, path};
@@ -139,6 +139,7 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport, PackError> {
         name: opts.name.clone(),
         version: opts.version.clone(),
         packer: concat!("wrapkit ", env!("CARGO_PKG_VERSION")).into(),
+        stub: StubInfo::of(&stub),
         run: Run::Lua {
             entry: opts.entry.clone(),
         },

@@ -44,11 +44,11 @@ impl<'a> Archive<'a> {
         let tail = (zip::EOCD_LEN + TRAILER_LEN) as u64;
         let eocd_pos = len
             .checked_sub(tail)
-            .ok_or(FormatError::NoPayload { len })?;
+            .ok_or_else(|| FormatError::no_payload(bytes))?;
         let eocd = zip::slice(bytes, eocd_pos, zip::EOCD_LEN)
             .and_then(Eocd::decode)
             .filter(|e| e.comment_len as usize == TRAILER_LEN)
-            .ok_or(FormatError::NoPayload { len })?;
+            .ok_or_else(|| FormatError::no_payload(bytes))?;
         let comment_pos = eocd_pos + zip::EOCD_LEN as u64;
         let trailer = Trailer::decode(&bytes[comment_pos as usize..], comment_pos)?;
         if eocd.disk != 0 || eocd.cd_disk != 0 || eocd.entries_disk != eocd.entries {

@@ -23,23 +23,24 @@ struct Failure {
 impl Failure {
     fn format(exe: &str, err: FormatError) -> Self {
         let (hint, code) = match err {
+            FormatError::Stripped { .. } => (
+                "install the packed file as it came from `wrapkit pack`, and tell the packaging tool not to strip it (dh_strip --exclude=FILE, or `%global __os_install_post %{nil}` for RPM)",
+                exit::BAD_PAYLOAD,
+            ),
             FormatError::NoPayload { .. } => (
-                Some(
-                    "pack the app again with `wrapkit pack`; if it was stripped, tell the packaging tool to leave this file alone (e.g. dh_strip --exclude, or RPM's __os_install_post)",
-                ),
+                "the file was cut short or changed after packing; copy it again, or pack the app again",
                 exit::BAD_PAYLOAD,
             ),
             FormatError::UnsupportedVersion { .. } | FormatError::Manifest(_) => (
-                Some(
-                    "this executable was packed by a newer wrapkit; pack it again with this version, or use a newer runtime",
-                ),
+                "this executable was packed by a newer wrapkit; pack it again with this version, or use a newer runtime",
                 exit::UNSUPPORTED,
             ),
             _ => (
-                Some("the file is corrupt; `wrapkit verify` shows where. Pack the app again"),
+                "the file is corrupt; `wrapkit verify` shows where. Pack the app again",
                 exit::BAD_PAYLOAD,
             ),
         };
+        let hint = Some(hint);
         Failure {
             message: format!("{exe}: {err}"),
             hint,

@@ -85,7 +85,7 @@ fn the_bare_stub_says_it_has_no_payload() {
     let bytes = packed.bytes();
     let start = start_of_payload(&bytes);
     let err = refuses(&packed, "bare", &bytes[..start], BAD_PAYLOAD);
-    assert!(err.contains("stripped by `strip`"), "{err}");
+    assert!(err.contains("the wrapkit payload is gone"), "{err}");
 }
 
 #[test]
@@ -110,7 +110,14 @@ fn a_stripped_executable_explains_what_happened() {
     assert_eq!(strip.code, Some(0), "strip: {}", strip.stderr);
     let bytes = std::fs::read(&stripped).unwrap();
     let err = refuses(&packed, "stripped", &bytes, BAD_PAYLOAD);
-    assert!(err.contains("strip"), "{err}");
+    assert!(
+        err.contains("the wrapkit payload is gone") && err.contains("`strip`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: install the packed file as it came"),
+        "{err}"
+    );
 }
 
 /// Replaces `field=` + 16 hex digits in the trailer.

@@ -2,7 +2,7 @@
 //!
 //! ```json
 //! {"format":1,"name":"hello","version":"0.1.0","packer":"wrapkit 0.1.0",
-//!  "run":{"mode":"lua","entry":"main.lua"}}
+//!  "stub":{"size":2051744,"blake3":"…"},"run":{"mode":"lua","entry":"main.lua"}}
 //! ```
 //!
 //! Unknown fields are ignored (a newer packer may add some); an unknown run mode is an error,
@@ -22,8 +22,27 @@ pub struct Manifest {
     pub version: String,
     /// The packer that wrote this payload, e.g. `wrapkit 0.1.0`.
     pub packer: String,
+    /// The stub this payload was written behind, so `verify` can tell a damaged stub from a
+    /// damaged payload (the trailer's digest covers only the archive).
+    pub stub: StubInfo,
     /// What to run.
     pub run: Run,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StubInfo {
+    pub size: u64,
+    /// BLAKE3 of the stub's bytes, lowercase hex.
+    pub blake3: String,
+}
+
+impl StubInfo {
+    pub fn of(stub: &[u8]) -> Self {
+        StubInfo {
+            size: stub.len() as u64,
+            blake3: blake3::hash(stub).to_hex().to_string(),
+        }
+    }
 }
 
 /// How the app runs.

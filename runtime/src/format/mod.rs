@@ -19,6 +19,7 @@
 //! [`path`] the rules every entry name obeys and [`writer`] puts it all together for the packer.
 //! `docs/format.md` describes the same layout for people.
 
+pub mod elf;
 pub mod index;
 pub mod manifest;
 pub mod method;
@@ -96,9 +97,13 @@ pub fn normalised_mode(kind: EntryKind, source_mode: u32) -> u32 {
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
     #[error(
-        "no wrapkit payload at the end of the file ({len} bytes): it was truncated, or stripped by `strip`/`objcopy`, which drop data appended to an executable"
+        "no wrapkit payload at the end of the file ({len} bytes): it is truncated, has bytes appended, or is damaged"
     )]
     NoPayload { len: u64 },
+    #[error(
+        "the wrapkit payload is gone: the file ({len} bytes) ends exactly where its ELF image ends, as `strip` and `objcopy` leave it (they drop data appended to an executable, and packaging tools strip by default)"
+    )]
+    Stripped { len: u64 },
     #[error(
         "payload format version {found} is not supported by this runtime, which reads version {supported}"
     )]
@@ -118,6 +123,16 @@ pub enum FormatError {
 }
 
 impl FormatError {
+    /// The error for a file with no trailer: stripped if it ends where its ELF image ends.
+    pub fn no_payload(bytes: &[u8]) -> Self {
+        let len = bytes.len() as u64;
+        if elf::image_end(bytes) == Some(len) {
+            FormatError::Stripped { len }
+        } else {
+            FormatError::NoPayload { len }
+        }
+    }
+
     pub(crate) fn malformed(what: &'static str, offset: u64, reason: impl Into<String>) -> Self {
         FormatError::Malformed {
             what,

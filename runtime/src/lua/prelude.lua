@@ -34,11 +34,18 @@ local function close_at_end(f, ...)
   return ...
 end
 
+-- Opens an archive file for io.lines or io.input, failing with their message at the position
+-- of their caller.
+local function open_checked(rel, filename)
+  local f, err = native.open(rel, filename)
+  if f == nil then error(sfmt("cannot open file '%s' (%s)", filename, err:sub(#filename + 3)), 3) end
+  return f
+end
+
 function io.lines(filename, ...)
   local rel = archive_path(filename)
   if rel == nil then return io_lines(filename, ...) end
-  local f, err = native.open(rel, filename)
-  if f == nil then error(err, 2) end
+  local f = open_checked(rel, filename)
   local it = f:lines(...)
   return function() return close_at_end(f, it()) end, nil, nil, f
 end
@@ -46,9 +53,7 @@ end
 function io.input(file)
   local rel = archive_path(file)
   if rel == nil then return io_input(file) end
-  local f, err = native.open(rel, file)
-  if f == nil then error(sfmt("cannot open file '%s' (%s)", file, err:sub(#file + 3)), 2) end
-  return io_input(f)
+  return io_input(open_checked(rel, file))
 end
 
 local function load_archive_chunk(rel, filename, ...)
