@@ -18,6 +18,117 @@ pub struct Cli {
 pub enum Command {
     /// Pack DIR into one executable that runs its Lua entry script.
     Pack(PackArgs),
+    /// List the files in a packed executable.
+    Ls(LsArgs),
+    /// Print one file of a packed executable to stdout.
+    Cat(CatArgs),
+    /// Write a packed executable's files into DIR (new or empty).
+    Extract(ExtractArgs),
+    /// Show what a packed executable is: stub, payload, manifest.
+    Info(InfoArgs),
+    /// Check every byte of a packed executable; name the first bad region.
+    Verify(VerifyArgs),
+    /// Write the app and a wrapkit.toml into DIR, so `wrapkit pack DIR` gives the same executable.
+    Unpack(UnpackArgs),
+    /// Show, check and prune the cache that exec-mode apps run from.
+    Cache(CacheArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// The cache directory [default: $WRAPKIT_CACHE_DIR, $XDG_CACHE_HOME/wrapkit or
+    /// ~/.cache/wrapkit].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Print the cache directory.
+    Dir,
+    /// List the cached trees: digest, state, size, last use, app, executables.
+    Ls,
+    /// Re-read every file of each cached tree and compare it with the archive's index.
+    Verify {
+        /// Only these trees (digests or unique prefixes).
+        digests: Vec<String>,
+    },
+    /// Remove trees no executable uses any more, trees unused for a while, and leftovers of
+    /// interrupted starts.
+    Gc {
+        /// Also remove trees not used for this many days.
+        #[arg(long, value_name = "DAYS", default_value_t = 30)]
+        max_age: u64,
+        /// Say what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove cached trees: all of them, or those given.
+    Clear {
+        /// Only these trees (digests or unique prefixes).
+        digests: Vec<String>,
+    },
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// The packed executable.
+    pub app: PathBuf,
+    /// Show type and mode, size, stored size and method.
+    #[arg(short, long)]
+    pub long: bool,
+    /// Print a JSON array instead.
+    #[arg(long, conflicts_with = "long")]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// The packed executable.
+    pub app: PathBuf,
+    /// Path of the file inside the archive.
+    pub path: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// The packed executable.
+    pub app: PathBuf,
+    /// Where to write the files (created if missing; must be empty).
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// The packed executable.
+    pub app: PathBuf,
+    /// Print a JSON object instead.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The packed executable.
+    pub app: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    /// The packed executable.
+    pub app: PathBuf,
+    /// Where to write the app (created if missing; must be empty).
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -41,6 +152,17 @@ pub struct PackArgs {
     /// Lua script to run, as a path inside DIR [default: main.lua].
     #[arg(long, value_name = "PATH")]
     pub entry: Option<String>,
+
+    /// Run this program from the app instead of Lua: the first `--exec` is a path inside DIR,
+    /// each further one an argument (`{root}` and `{exe}` are expanded at run time). Replaces
+    /// the config's `exec`.
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub exec: Vec<String>,
+
+    /// Set an environment variable for the `exec` program (repeatable; added to the config's
+    /// `env`).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
 
     /// Pack only files matching this glob (repeatable; replaces the config's list).
     #[arg(long, value_name = "GLOB")]

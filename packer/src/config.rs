@@ -9,10 +9,14 @@
 //! exclude = ["*.tmp"]      # globs to leave out (wins over include)
 //! compression = "auto"     # auto | store | deflate
 //! follow-symlinks = false  # pack what symlinks point to instead of the links
+//! source-date-epoch = 0    # entry timestamps; the SOURCE_DATE_EPOCH variable wins over it
+//! exec = ["bin/app", "--data", "{root}/data"]  # run a bundled program instead of Lua
+//! env = { APP_HOME = "{root}" }                # extra environment for that program
 //! ```
 //!
 //! Unknown keys are an error, so a typo does not silently do nothing.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -33,6 +37,13 @@ pub struct Config {
     pub exclude: Option<Vec<String>>,
     pub compression: Option<CompressionSetting>,
     pub follow_symlinks: Option<bool>,
+    /// Timestamp for every entry when `SOURCE_DATE_EPOCH` is not set (written by `unpack`).
+    pub source_date_epoch: Option<i64>,
+    /// Exec mode: the program (a path in the app) and its first arguments; `{root}` and
+    /// `{exe}` are expanded at run time (docs/cache.md).
+    pub exec: Option<Vec<String>>,
+    /// Exec mode: environment variables for the program (values expand like `exec`).
+    pub env: Option<BTreeMap<String, String>>,
 }
 
 /// The `compression` key and `--compression` flag.

@@ -60,6 +60,30 @@ pub enum PackError {
     SourceDateEpoch { value: String },
     #[error("{} is not a usable runtime stub: {reason}", path.display())]
     BadRuntime { path: PathBuf, reason: String },
+    #[error("{}: not a usable packed executable", path.display())]
+    Packed {
+        path: PathBuf,
+        #[source]
+        source: FormatError,
+    },
+    #[error("{}: no entry `{entry}` in the archive", path.display())]
+    NoSuchEntry { path: PathBuf, entry: String },
+    #[error("{}: `{entry}` is a directory", path.display())]
+    IsADirectory { path: PathBuf, entry: String },
+    #[error("cannot extract {}", path.display())]
+    Extract {
+        path: PathBuf,
+        #[source]
+        source: wrapkit_runtime::extract::ExtractError,
+    },
+    #[error("{}: verification failed", path.display())]
+    Verify {
+        path: PathBuf,
+        #[source]
+        source: wrapkit_runtime::verify::Problem,
+    },
+    #[error("invalid `exec`: {reason}")]
+    BadExec { reason: String },
     #[error("the archive writer refused an entry")]
     Format(#[from] FormatError),
 }
@@ -83,6 +107,15 @@ impl PackError {
             }
             PackError::MissingEntry { .. } => {
                 "name the script with `--entry` or `entry = \"...\"` in wrapkit.toml".into()
+            }
+            PackError::Packed {
+                source: FormatError::Stripped { .. },
+                ..
+            } => "pack the app again; packaging tools strip binaries by default, so exclude this file from stripping".into(),
+            PackError::NoSuchEntry { path, .. } => format!("`wrapkit ls {}` lists what it holds", path.display()),
+            PackError::Extract { .. } => "extract into a new or empty directory".into(),
+            PackError::BadExec { .. } => {
+                "`exec = [\"bin/app\", \"--flag\"]` in wrapkit.toml (or `--exec`) names an executable file inside the app directory".into()
             }
             PackError::BadRuntime { .. } => {
                 "give `--runtime` a wrapkit-stub binary, or omit it to use the built-in one".into()

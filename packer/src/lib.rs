@@ -13,6 +13,7 @@ pub mod cli;
 mod commands;
 pub mod config;
 pub mod error;
+pub mod inspect;
 pub mod pack;
 pub mod stub;
 pub mod walk;

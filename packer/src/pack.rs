@@ -5,6 +5,7 @@
 //! temporary file beside the output and renamed into place only when complete: an interrupted
 //! pack never leaves a half-written executable under the output's name.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, IsTerminal, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -42,8 +43,14 @@ pub struct PackOptions {
     pub exclude: Vec<String>,
     pub compression: Compression,
     pub follow_symlinks: bool,
+    /// Entry timestamp when `SOURCE_DATE_EPOCH` is unset.
+    pub mtime: i64,
     /// Draw a progress bar when stderr is a terminal.
     pub progress: bool,
+    /// Exec mode: run this program (an archive path) with these arguments instead of Lua.
+    pub exec: Option<Vec<String>>,
+    /// Exec mode: environment variables for the program.
+    pub env: BTreeMap<String, String>,
 }
 
 impl PackOptions {
@@ -64,7 +71,10 @@ impl PackOptions {
             exclude: config.exclude.unwrap_or_default(),
             compression: config.compression.map(Into::into).unwrap_or_default(),
             follow_symlinks: config.follow_symlinks.unwrap_or(false),
+            mtime: config.source_date_epoch.unwrap_or(DEFAULT_MTIME),
             progress: true,
+            exec: config.exec,
+            env: config.env.unwrap_or_default(),
         }
     }
 }
@@ -98,10 +108,13 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport, PackError> {
     if output.starts_with(&input) {
         return Err(PackError::OutputInsideInput { output, input });
     }
-    let mtime = source_date_epoch()?;
+    let mtime = source_date_epoch()?.unwrap_or(opts.mtime);
     let filter = Filter::new(&opts.include, &opts.exclude)?;
     let entries = walk::walk(&input, &filter, opts.follow_symlinks)?;
-    check_entry(&entries, &opts.entry, &input)?;
+    match &opts.exec {
+        None => check_entry(&entries, &opts.entry, &input)?,
+        Some(argv) => check_exec(&entries, argv, &opts.env, &opts.entry)?,
+    }
     let stub = crate::stub::load(opts.runtime.as_deref())?;
 
     let out_dir = output.parent().expect("an absolute file path has a parent");
@@ -140,8 +153,14 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport, PackError> {
         version: opts.version.clone(),
         packer: concat!("wrapkit ", env!("CARGO_PKG_VERSION")).into(),
         stub: StubInfo::of(&stub),
-        run: Run::Lua {
-            entry: opts.entry.clone(),
+        run: match &opts.exec {
+            None => Run::Lua {
+                entry: opts.entry.clone(),
+            },
+            Some(argv) => Run::Exec {
+                argv: argv.clone(),
+                env: opts.env.clone(),
+            },
         },
     };
     let Finished {
@@ -192,13 +211,15 @@ fn absolute_output(output: &Path) -> Result<PathBuf, PackError> {
     Ok(parent.join(file_name))
 }
 
-fn source_date_epoch() -> Result<i64, PackError> {
+/// `SOURCE_DATE_EPOCH`, when set (reproducible-builds.org).
+fn source_date_epoch() -> Result<Option<i64>, PackError> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(value) if !value.trim().is_empty() => value
             .trim()
             .parse()
+            .map(Some)
             .map_err(|_| PackError::SourceDateEpoch { value }),
-        _ => Ok(DEFAULT_MTIME),
+        _ => Ok(None),
     }
 }
 
@@ -226,6 +247,72 @@ fn check_entry(entries: &[SourceEntry], entry: &str, input: &Path) -> Result<(),
         }
     }
     Err(missing())
+}
+
+/// Exec mode: the program must be an executable file in the archive (directly or through
+/// in-tree symlinks), and every argument and variable must survive `execve`.
+fn check_exec(
+    entries: &[SourceEntry],
+    argv: &[String],
+    env: &BTreeMap<String, String>,
+    entry: &str,
+) -> Result<(), PackError> {
+    let bad = |reason: String| Err(PackError::BadExec { reason });
+    let Some(program) = argv.first() else {
+        return bad("it is empty; name a program inside the app directory".into());
+    };
+    if entry != "main.lua" {
+        return bad(format!(
+            "it is set together with the Lua entry `{entry}`; choose one"
+        ));
+    }
+    if let Some(nul) = argv.iter().chain(env.values()).find(|a| a.contains('\0')) {
+        return bad(format!("`{}` contains a NUL byte", nul.escape_debug()));
+    }
+    if path::validate(program).is_err() || path::is_reserved(program) {
+        return bad(format!(
+            "the program `{program}` is not a relative path inside the app directory"
+        ));
+    }
+    let find = |name: &str| {
+        entries
+            .binary_search_by(|e| e.name.as_bytes().cmp(name.as_bytes()))
+            .ok()
+            .map(|i| &entries[i])
+    };
+    let mut name = program.clone();
+    let file = (0..40).find_map(|_| match find(&name) {
+        Some(e) if e.kind == EntryKind::Symlink => {
+            let target = e.target.as_deref().unwrap_or_default();
+            name = path::resolve_link(&e.name, target).unwrap_or_default();
+            None
+        }
+        found => Some(found),
+    });
+    match file.flatten() {
+        Some(e) if e.kind == EntryKind::File && e.mode & 0o111 != 0 => {}
+        Some(e) if e.kind == EntryKind::File => {
+            return bad(format!(
+                "the program `{program}` is not executable (run `chmod +x` on it before packing)"
+            ));
+        }
+        _ => {
+            return bad(format!(
+                "the program `{program}` is not a file in the app directory"
+            ));
+        }
+    }
+    for key in env.keys() {
+        if key.is_empty() || key.contains('=') || key.contains('\0') {
+            return bad(format!("`{key}` is not a valid environment variable name"));
+        }
+        if key == "WRAPKIT_EXE" || key == "WRAPKIT_ROOT" {
+            return bad(format!(
+                "`{key}` is set by the runtime and cannot be overridden"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Splits entries into runs of bounded total size, in order.

@@ -191,6 +191,11 @@ impl<'a> Archive<'a> {
         self.eocd_pos
     }
 
+    /// The end-of-central-directory values (zip64-resolved), as recorded.
+    pub fn central_end(&self) -> &CentralEnd {
+        &self.end
+    }
+
     /// Total number of zip entries, wrapkit's own included.
     pub fn zip_entries(&self) -> u64 {
         self.end.entries

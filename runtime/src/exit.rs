@@ -10,3 +10,10 @@ pub const UNSUPPORTED: u8 = 121;
 pub const IO: u8 = 123;
 /// An uncaught Lua error, as `lua script.lua` exits.
 pub const LUA_ERROR: u8 = 1;
+/// Exec mode: no usable cache directory (no location, wrong owner or mode, read-only, `noexec`,
+/// full disk) or the tree could not be materialised.
+pub const CACHE: u8 = 122;
+/// Exec mode: the program exists in the tree but cannot be executed (permission, format).
+pub const CANNOT_EXECUTE: u8 = 126;
+/// Exec mode: the program (or the interpreter it names) does not exist.
+pub const NOT_FOUND: u8 = 127;

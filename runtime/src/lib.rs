@@ -15,14 +15,20 @@
 //! [`format::index::Entry`] (one file, directory or symlink in it) and [`format::manifest::Manifest`]
 //! (what to run).
 //!
-//! All `unsafe` lives in [`mapping`] (mapping a file), [`selfexe`] (reading the auxiliary vector)
-//! and `lua::stream` (handing archive entries to Lua as C `FILE*` handles).
+//! All `unsafe` lives in [`mapping`] (mapping a file), [`selfexe`] (reading the auxiliary vector),
+//! `lua::stream` (handing archive entries to Lua as C `FILE*` handles) and `cache::sys` (the
+//! cache's `flock`, `fstatvfs`, `renameat2`, `syncfs` and `fstatat` calls).
 
 pub mod archive;
+pub mod cache;
+pub mod exec;
 pub mod exit;
+pub mod extract;
 pub mod format;
 pub mod mapping;
 pub mod selfexe;
+pub mod validate;
+pub mod verify;
 
 #[cfg(feature = "lua")]
 mod lua;

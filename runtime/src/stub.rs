@@ -11,7 +11,7 @@ use crate::archive::Archive;
 use crate::exit;
 use crate::format::FormatError;
 use crate::format::manifest::Run;
-use crate::{lua, mapping, selfexe};
+use crate::{cache, exec, lua, mapping, selfexe};
 
 /// A failure of the runtime itself (never of the app).
 struct Failure {
@@ -97,6 +97,15 @@ fn run() -> Result<u8, Failure> {
                 message: format!("{exe}: the Lua host failed: {e}"),
                 hint: None,
                 code: exit::LUA_ERROR,
+            })
+        }
+        Run::Exec { argv, env } => {
+            let program = exec::Program { argv, env };
+            let Err(e) = exec::run(archive, &me.path, &program, std::env::args_os().skip(1));
+            Err(Failure {
+                message: format!("{exe}: {}", cache::chain(&e)),
+                hint: e.hint(),
+                code: e.exit_code(),
             })
         }
     }

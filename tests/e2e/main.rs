@@ -1,1 +1,11 @@
+//! End-to-end tests: build real packed executables with the real `wrapkit` binary and run them
+//! as a user would, in fresh temporary directories.
 
+mod support;
+
+mod forge;
+mod hostile;
+mod inspect;
+mod lua;
+mod pack;
+mod payload;

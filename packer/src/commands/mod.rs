@@ -1,7 +1,16 @@
 //! One file per command; each turns parsed arguments into library calls and prints the
-//! results (data to stdout, messages to stderr).
+//! results (data to stdout, messages to stderr). This is the only place that prints.
 
+#![allow(clippy::print_stdout)]
+
+mod cache;
+mod cat;
+mod extract;
+mod info;
+mod ls;
 mod pack;
+mod unpack;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -10,5 +19,12 @@ use crate::cli::{Cli, Command};
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Pack(args) => pack::pack(args),
+        Command::Ls(args) => ls::ls(args),
+        Command::Cat(args) => cat::cat(args),
+        Command::Extract(args) => extract::extract(args),
+        Command::Info(args) => info::info(args),
+        Command::Verify(args) => verify::verify(args),
+        Command::Unpack(args) => unpack::unpack(args),
+        Command::Cache(args) => cache::cache(args),
     }
 }

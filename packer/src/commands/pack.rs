@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use crate::cli::PackArgs;
 use crate::config::Config;
+use crate::inspect::human_bytes;
 use crate::pack::{self, PackOptions};
 
 pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
@@ -25,6 +26,10 @@ pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
     if let Some(c) = args.compression {
         opts.compression = c.into();
     }
+    if !args.exec.is_empty() {
+        opts.exec = Some(args.exec);
+    }
+    opts.env.extend(args.env);
     opts.follow_symlinks |= args.follow_symlinks;
     opts.runtime = args.runtime;
     opts.progress = !args.quiet;
@@ -43,18 +48,4 @@ pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
 }

@@ -8,6 +8,8 @@
 //! Unknown fields are ignored (a newer packer may add some); an unknown run mode is an error,
 //! because running something other than what was asked is worse than not running.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::FormatError;
@@ -51,6 +53,15 @@ impl StubInfo {
 pub enum Run {
     /// In-process, with the embedded Lua 5.4: `entry` is an archive path.
     Lua { entry: String },
+    /// A program inside the archive, run from the materialised cache (docs/cache.md).
+    /// `argv[0]` is an archive path; the other arguments and the `env` values may contain the
+    /// placeholders `{root}` (the materialised tree) and `{exe}` (the packed executable). The
+    /// user's arguments are appended.
+    Exec {
+        argv: Vec<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        env: BTreeMap<String, String>,
+    },
 }
 
 impl Manifest {

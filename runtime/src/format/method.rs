@@ -71,6 +71,17 @@ pub fn check_sizes(
     }
 }
 
+/// Why [`decompress_to`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// The entry itself is bad.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// Writing the output failed.
+    #[error(transparent)]
+    Write(std::io::Error),
+}
+
 /// Decompresses `data` to exactly `size` bytes and checks `crc32`.
 pub fn decompress(
     name: &str,
@@ -79,35 +90,76 @@ pub fn decompress(
     size: u64,
     crc32: u32,
 ) -> Result<Vec<u8>, FormatError> {
-    check_sizes(name, method, data.len() as u64, size)?;
-    let size_usize = usize::try_from(size)
+    let capacity = usize::try_from(size)
         .map_err(|_| FormatError::entry(name, "too large for this machine's memory"))?;
-    let out = match method {
-        STORED => data.to_vec(),
-        _ => {
-            let mut out = Vec::with_capacity(size_usize);
-            let mut dec = flate2::read::DeflateDecoder::new(data).take(size + 1);
-            dec.read_to_end(&mut out)
+    check_sizes(name, method, data.len() as u64, size)?;
+    let mut out = Vec::with_capacity(capacity);
+    match decompress_to(name, method, data, size, crc32, &mut out) {
+        Ok(()) => Ok(out),
+        Err(CopyError::Format(e)) => Err(e),
+        Err(CopyError::Write(e)) => Err(FormatError::entry(name, e.to_string())),
+    }
+}
+
+/// Streams the decompressed entry into `out`, stopping at the declared `size` (an entry that
+/// inflates further is an error, not a larger file) and checking `crc32` at the end. On error,
+/// `out` holds a prefix of the data: the caller discards it.
+pub fn decompress_to<W: Write>(
+    name: &str,
+    method: u16,
+    data: &[u8],
+    size: u64,
+    crc32: u32,
+    out: &mut W,
+) -> Result<(), CopyError> {
+    check_sizes(name, method, data.len() as u64, size)?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut written = 0u64;
+    let mut emit = |chunk: &[u8], written: &mut u64| -> Result<(), CopyError> {
+        hasher.update(chunk);
+        *written += chunk.len() as u64;
+        out.write_all(chunk).map_err(CopyError::Write)
+    };
+    if method == STORED {
+        for chunk in data.chunks(1 << 20) {
+            emit(chunk, &mut written)?;
+        }
+    } else {
+        let mut dec = flate2::read::DeflateDecoder::new(data);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = dec
+                .read(&mut buf)
                 .map_err(|e| FormatError::entry(name, format!("deflate data is corrupt: {e}")))?;
-            if out.len() as u64 != size {
+            if n == 0 {
+                break;
+            }
+            if written + n as u64 > size {
                 return Err(FormatError::entry(
                     name,
-                    format!(
-                        "inflates to {}{} bytes, but declares {size}",
-                        if out.len() as u64 > size {
-                            "more than "
-                        } else {
-                            ""
-                        },
-                        out.len().min(size_usize)
-                    ),
-                ));
+                    format!("inflates to more than {size} bytes, its declared size"),
+                )
+                .into());
             }
-            out
+            emit(&buf[..n], &mut written)?;
         }
-    };
-    check_crc(name, &out, crc32)?;
-    Ok(out)
+    }
+    if written != size {
+        return Err(FormatError::entry(
+            name,
+            format!("inflates to {written} bytes, but declares {size}"),
+        )
+        .into());
+    }
+    let got = hasher.finalize();
+    if got != crc32 {
+        return Err(FormatError::entry(
+            name,
+            format!("CRC-32 mismatch: the data has {got:08x}, the header says {crc32:08x}"),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// Checks the CRC-32 of a whole entry.

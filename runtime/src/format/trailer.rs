@@ -75,6 +75,9 @@ impl Trailer {
         if bytes.len() != TRAILER_LEN || bytes[..MAGIC_LEN] != magic() {
             return Err(bad("it does not start with the wrapkit magic"));
         }
+        if !bytes.is_ascii() {
+            return Err(bad("it is not ASCII"));
+        }
         let text = std::str::from_utf8(bytes).map_err(|_| bad("it is not ASCII"))?;
         let field = |at: usize, key: &str, len: usize| -> Result<&str, FormatError> {
             let end = at + key.len() + len;
@@ -154,6 +157,16 @@ mod tests {
             err,
             FormatError::UnsupportedVersion { found: 2, .. }
         ));
+    }
+
+    /// Found by the `archive` fuzz target: a multi-byte UTF-8 character straddling a field
+    /// boundary made slicing panic.
+    #[test]
+    fn regression_non_ascii_trailer_does_not_panic() {
+        let mut bytes = sample().encode();
+        bytes[25] = 0xc7;
+        bytes[26] = 0x9a;
+        assert!(Trailer::decode(&bytes, 0).is_err());
     }
 
     #[test]

@@ -472,9 +472,41 @@ pub fn dos_datetime(unix: i64) -> (u16, u16) {
     (time as u16, date as u16)
 }
 
+/// The Unix timestamp (UTC) of an MS-DOS date and time; the inverse of [`dos_datetime`] for
+/// the times it produces.
+pub fn unix_from_dos(time: u16, date: u16) -> i64 {
+    let (year, month, day) = (
+        1980 + i64::from(date >> 9),
+        i64::from((date >> 5) & 15),
+        i64::from(date & 31),
+    );
+    let (h, m, s) = (
+        i64::from(time >> 11),
+        i64::from((time >> 5) & 63),
+        i64::from(time & 31) * 2,
+    );
+    // Days-from-civil (Howard Hinnant).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + h * 3600 + m * 60 + s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dos_time_round_trips() {
+        for t in [315_532_800, 1_614_834_368, 1_700_000_000, 4_354_819_198] {
+            let (time, date) = dos_datetime(t);
+            assert_eq!(unix_from_dos(time, date), t);
+        }
+    }
 
     #[test]
     fn dos_time_of_known_instants() {

@@ -29,7 +29,11 @@ function io.open(path, mode)
   return native.open(rel, path)
 end
 
-local function close_at_end(f, ...)
+-- The results of one step of an io.lines iterator: closes the file at its end, and re-raises a
+-- failure at the position of the loop, as the stock iterator would (the wrapper that calls this
+-- is gone: it tail-calls).
+local function lines_step(f, ok, ...)
+  if not ok then error((...), 2) end
   if (...) == nil then f:close() end
   return ...
 end
@@ -47,7 +51,7 @@ function io.lines(filename, ...)
   if rel == nil then return io_lines(filename, ...) end
   local f = open_checked(rel, filename)
   local it = f:lines(...)
-  return function() return close_at_end(f, it()) end, nil, nil, f
+  return function() return lines_step(f, pcall(it)) end, nil, nil, f
 end
 
 function io.input(file)
@@ -57,8 +61,10 @@ function io.input(file)
 end
 
 local function load_archive_chunk(rel, filename, ...)
-  local src, err = native.read(rel, filename)
-  if src == nil then return nil, "cannot open " .. err end
+  local src, err, errno = native.read(rel, filename)
+  if src == nil then -- as luaL_loadfilex words it: a directory opens, then fails to read
+    return nil, (errno == 21 and "cannot read " or "cannot open ") .. err
+  end
   if src:byte(1) == 35 then src = (src:gsub("^#[^\n]*", "", 1)) end -- skip a '#!' line
   return load(src, "@" .. filename, ...)
 end
@@ -146,7 +152,8 @@ local function module_path(path, fname)
   return rel, path
 end
 
---- True if `path` names a file, directory or symlink in the archive.
+--- True if `path` names a file or directory in the archive. Symlinks are followed, as by
+--- stat(2): a dangling one does not exist.
 function wrapkit.exists(path)
   return native.kind((module_path(path, "exists"))) ~= nil
 end
@@ -161,7 +168,8 @@ function wrapkit.list(path)
   return native.list(module_path(path or "", "list"))
 end
 
---- { type = "file"|"directory"|"symlink", size = n, mode = n, compressed = bool }; or nil, message.
+--- { type = "file"|"directory", size = n, mode = n, compressed = bool } of what `path` names,
+--- symlinks followed (as by stat(2)); or nil, message, errno.
 function wrapkit.stat(path)
   return native.stat(module_path(path, "stat"))
 end

@@ -1,0 +1,299 @@
+//! `wrapkit cache dir | ls | verify | gc | clear`: the cache exec-mode apps run from.
+//!
+//! Everything here goes through `wrapkit_runtime::cache`, the code the packed executables use,
+//! so the two cannot disagree about the layout. Removal takes each tree's lock and skips trees
+//! being filled at that moment. Data (the listing, verify results) goes to stdout; what was
+//! removed, and errors, to stderr.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, bail};
+use wrapkit_runtime::cache::{self, Bundle, Cache, Location, Removal};
+
+use crate::cli::{CacheArgs, CacheCommand};
+use crate::inspect::human_bytes;
+
+pub(crate) fn cache(args: CacheArgs) -> anyhow::Result<ExitCode> {
+    let location = match args.cache_dir {
+        Some(dir) => Location::explicit(std::path::absolute(dir)?),
+        None => Location::from_env().map_err(with_hint)?,
+    };
+    if let CacheCommand::Dir = args.command {
+        println!("{}", location.path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(cache) = Cache::open_existing(&location).map_err(with_hint)? else {
+        eprintln!(
+            "no cache at {} (nothing has run from it yet)",
+            location.path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    match args.command {
+        CacheCommand::Dir => unreachable!("handled above"),
+        CacheCommand::Ls => ls(&cache),
+        CacheCommand::Verify { digests } => verify(&cache, &digests),
+        CacheCommand::Gc { max_age, dry_run } => gc(&cache, max_age, dry_run),
+        CacheCommand::Clear { digests } => clear(&cache, &digests),
+    }
+}
+
+/// A cache error with its hint folded in, since `main` only knows the packer's hints.
+fn with_hint(err: cache::CacheError) -> anyhow::Error {
+    match err.hint() {
+        Some(hint) => anyhow::anyhow!("{}\nhint: {hint}", cache::chain(&err)),
+        None => anyhow::anyhow!(cache::chain(&err)),
+    }
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..12]
+}
+
+fn app(b: &Bundle) -> String {
+    match &b.marker {
+        Some(m) => format!("{} {}", m.name, m.version),
+        None => "-".into(),
+    }
+}
+
+fn ago(t: Option<SystemTime>) -> String {
+    let Some(age) = t.and_then(|t| SystemTime::now().duration_since(t).ok()) else {
+        return "-".into();
+    };
+    match age.as_secs() / 86_400 {
+        0 => "today".into(),
+        1 => "1 day ago".into(),
+        n => format!("{n} days ago"),
+    }
+}
+
+/// Whether the executable at `path` still carries the tree with `digest`.
+fn exe_state(path: &std::path::Path, digest: &str) -> &'static str {
+    match cache::digest_of(path) {
+        Some(d) if d == digest => "present",
+        Some(_) => "repacked",
+        None if path.exists() => "replaced",
+        None => "missing",
+    }
+}
+
+fn ls(cache: &Cache) -> anyhow::Result<ExitCode> {
+    let bundles = cache.bundles()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<12}  {:<10}  {:>10}  {:<11}  {:<20}  EXECUTABLES",
+        "DIGEST", "STATE", "SIZE", "LAST USED", "APP"
+    )?;
+    for b in &bundles {
+        let state = if b.marker.is_some() {
+            "complete"
+        } else {
+            "incomplete"
+        };
+        let exes = b.marker.as_ref().map_or_else(String::new, |m| {
+            m.exes
+                .iter()
+                .map(|p| match exe_state(p, &b.digest) {
+                    "present" => p.display().to_string(),
+                    other => format!("{} ({other})", p.display()),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        writeln!(
+            out,
+            "{:<12}  {:<10}  {:>10}  {:<11}  {:<20}  {exes}",
+            short(&b.digest),
+            state,
+            human_bytes(b.size),
+            ago(b.last_used),
+            app(b),
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The bundles named by `digests` (full or unique prefixes), or all when empty.
+fn select(cache: &Cache, digests: &[String]) -> anyhow::Result<Vec<Bundle>> {
+    let all = cache.bundles()?;
+    if digests.is_empty() {
+        return Ok(all);
+    }
+    let mut picked = Vec::new();
+    for want in digests {
+        let matches: Vec<&Bundle> = all
+            .iter()
+            .filter(|b| b.digest.starts_with(want.as_str()))
+            .collect();
+        match matches.as_slice() {
+            [one] => picked.push((*one).clone()),
+            [] => {
+                bail!("no cached tree has a digest starting with `{want}` (see `wrapkit cache ls`)")
+            }
+            _ => bail!(
+                "`{want}` matches {} cached trees; give more digits",
+                matches.len()
+            ),
+        }
+    }
+    Ok(picked)
+}
+
+fn verify(cache: &Cache, digests: &[String]) -> anyhow::Result<ExitCode> {
+    let bundles = select(cache, digests)?;
+    let mut out = std::io::stdout().lock();
+    let mut damaged = Vec::new();
+    for b in &bundles {
+        if b.marker.is_none() {
+            writeln!(
+                out,
+                "incomplete  {}  {} (the next start repairs it; `wrapkit cache gc` removes it)",
+                short(&b.digest),
+                app(b)
+            )?;
+            continue;
+        }
+        match cache.verify(&b.digest) {
+            Ok(()) => writeln!(out, "ok          {}  {}", short(&b.digest), app(b))?,
+            Err(damage) => {
+                writeln!(
+                    out,
+                    "damaged     {}  {}: {damage}",
+                    short(&b.digest),
+                    app(b)
+                )?;
+                damaged.push(short(&b.digest).to_owned());
+            }
+        }
+    }
+    out.flush()?;
+    if damaged.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "error: {} of {} cached trees {} damaged",
+        damaged.len(),
+        bundles.len(),
+        if damaged.len() == 1 { "is" } else { "are" }
+    );
+    eprintln!(
+        "hint: `wrapkit cache clear {}` removes them; the next start of each app materialises it again",
+        damaged.join(" ")
+    );
+    Ok(ExitCode::from(crate::EXIT_FAILURE))
+}
+
+fn gc(cache: &Cache, max_age_days: u64, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let max_age = Duration::from_secs(max_age_days.saturating_mul(86_400));
+    let now = SystemTime::now();
+    let (mut removed, mut freed) = (0u64, 0u64);
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for b in cache.bundles()? {
+        let reason = match &b.marker {
+            None => Some("incomplete".to_owned()),
+            Some(m)
+                if !m.exes.is_empty()
+                    && m.exes.iter().all(|p| exe_state(p, &b.digest) != "present") =>
+            {
+                Some("no executable uses it any more".to_owned())
+            }
+            Some(_)
+                if b.last_used
+                    .and_then(|t| now.duration_since(t).ok())
+                    .is_some_and(|age| age > max_age) =>
+            {
+                Some(format!("unused for more than {max_age_days} days"))
+            }
+            Some(_) => None,
+        };
+        let Some(reason) = reason else { continue };
+        if dry_run {
+            eprintln!(
+                "{verb} {} {} ({}): {reason}",
+                short(&b.digest),
+                app(&b),
+                human_bytes(b.size)
+            );
+            removed += 1;
+            freed += b.size;
+            continue;
+        }
+        match cache
+            .remove(&b.digest)
+            .with_context(|| format!("cannot remove {}", b.path.display()))?
+        {
+            Removal::Removed(n) => {
+                eprintln!(
+                    "{verb} {} {} ({}): {reason}",
+                    short(&b.digest),
+                    app(&b),
+                    human_bytes(n)
+                );
+                removed += 1;
+                freed += n;
+            }
+            Removal::Busy => eprintln!("skipped {}: being filled right now", short(&b.digest)),
+        }
+    }
+    let mut seen = Vec::new();
+    for (path, digest) in cache.leftovers()? {
+        if seen.contains(&digest) {
+            continue;
+        }
+        seen.push(digest.clone());
+        if dry_run {
+            eprintln!(
+                "{verb} leftovers of an interrupted start: {}",
+                path.display()
+            );
+            continue;
+        }
+        if let Removal::Removed(n) = cache.remove_leftovers(&digest)? {
+            eprintln!(
+                "{verb} leftovers of an interrupted start of {}",
+                short(&digest)
+            );
+            freed += n;
+        }
+    }
+    eprintln!(
+        "{verb} {removed} tree{}, {} freed",
+        if removed == 1 { "" } else { "s" },
+        human_bytes(freed)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn clear(cache: &Cache, digests: &[String]) -> anyhow::Result<ExitCode> {
+    let (mut removed, mut freed, mut busy) = (0u64, 0u64, 0u64);
+    for b in select(cache, digests)? {
+        match cache
+            .remove(&b.digest)
+            .with_context(|| format!("cannot remove {}", b.path.display()))?
+        {
+            Removal::Removed(n) => {
+                removed += 1;
+                freed += n;
+            }
+            Removal::Busy => {
+                eprintln!("skipped {}: being filled right now", short(&b.digest));
+                busy += 1;
+            }
+        }
+    }
+    eprintln!(
+        "removed {removed} tree{} from {}, {} freed",
+        if removed == 1 { "" } else { "s" },
+        cache.root().display(),
+        human_bytes(freed)
+    );
+    Ok(if busy == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::EXIT_FAILURE)
+    })
+}

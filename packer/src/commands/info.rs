@@ -1,0 +1,131 @@
+//! `wrapkit info APP [--json]`: what the file is, from the stub's ELF header to the manifest.
+
+use std::process::ExitCode;
+
+use serde::Serialize;
+use wrapkit_runtime::format::manifest::{Manifest, Run};
+use wrapkit_runtime::format::trailer::hex;
+
+use crate::cli::InfoArgs;
+use crate::inspect::{self, human_bytes};
+
+#[derive(Debug, Serialize)]
+struct Info {
+    file: String,
+    size: u64,
+    stub: StubFacts,
+    payload: PayloadFacts,
+    format_version: u32,
+    digest: String,
+    manifest: Manifest,
+}
+
+#[derive(Debug, Serialize)]
+struct StubFacts {
+    format: String,
+    architecture: String,
+    /// No interpreter and no shared libraries.
+    static_linked: bool,
+    size: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct PayloadFacts {
+    offset: u64,
+    size: u64,
+    entries: u64,
+    files: u64,
+    /// Sum of file sizes, and what they take in the archive.
+    content_bytes: u64,
+    stored_bytes: u64,
+}
+
+pub(crate) fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
+    let opened = inspect::open(&args.app)?;
+    let validated = opened.validate()?;
+    let manifest = opened
+        .archive
+        .manifest()
+        .map_err(|s| opened.packed_error(s))?;
+    let stub = opened.archive.stub();
+    let info = Info {
+        file: args.app.display().to_string(),
+        size: opened.bytes.len() as u64,
+        stub: stub_facts(stub),
+        payload: PayloadFacts {
+            offset: opened.archive.start_pos(),
+            size: opened.bytes.len() as u64 - opened.archive.start_pos(),
+            entries: validated.entries.len() as u64,
+            files: validated.files,
+            content_bytes: validated.total_size,
+            stored_bytes: validated.total_compressed,
+        },
+        format_version: opened.archive.trailer().version,
+        digest: format!("blake3:{}", hex(&opened.archive.trailer().digest)),
+        manifest,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ratio = if info.payload.content_bytes == 0 {
+        100.0
+    } else {
+        info.payload.stored_bytes as f64 * 100.0 / info.payload.content_bytes as f64
+    };
+    let run = match &info.manifest.run {
+        Run::Lua { entry } => format!("lua {entry}"),
+        Run::Exec { argv, .. } => format!("exec {}", argv.join(" ")),
+    };
+    println!("file:        {} ({})", info.file, human_bytes(info.size));
+    println!(
+        "stub:        {} {}, {}, {}",
+        info.stub.format,
+        info.stub.architecture,
+        if info.stub.static_linked {
+            "static"
+        } else {
+            "dynamic"
+        },
+        human_bytes(info.stub.size)
+    );
+    println!(
+        "payload:     at offset {}, {} ({} entries, {} files)",
+        info.payload.offset,
+        human_bytes(info.payload.size),
+        info.payload.entries,
+        info.payload.files
+    );
+    println!(
+        "compression: {} of files stored in {} ({ratio:.1} %)",
+        human_bytes(info.payload.content_bytes),
+        human_bytes(info.payload.stored_bytes)
+    );
+    println!("format:      version {}", info.format_version);
+    println!("digest:      {}", info.digest);
+    println!(
+        "app:         {} {}",
+        info.manifest.name, info.manifest.version
+    );
+    println!("run:         {run}");
+    println!("packer:      {}", info.manifest.packer);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stub_facts(stub: &[u8]) -> StubFacts {
+    let size = stub.len() as u64;
+    match goblin::elf::Elf::parse(stub) {
+        Ok(elf) => StubFacts {
+            format: format!("ELF {}-bit", if elf.is_64 { 64 } else { 32 }),
+            architecture: goblin::elf::header::machine_to_str(elf.header.e_machine).to_lowercase(),
+            static_linked: elf.interpreter.is_none() && elf.libraries.is_empty(),
+            size,
+        },
+        Err(_) => StubFacts {
+            format: "unknown".into(),
+            architecture: "unknown".into(),
+            static_linked: false,
+            size,
+        },
+    }
+}

@@ -1,0 +1,420 @@
+//! The materialised cache: where exec mode (and Lua's `wrapkit.extract`) unpack an archive once
+//! per content digest, safely, and find it again cheaply on every later start.
+//!
+//! ```text
+//! $WRAPKIT_CACHE_DIR | $XDG_CACHE_HOME/wrapkit | $HOME/.cache/wrapkit     owned by us, 0700
+//!   CACHEDIR.TAG
+//!   bundles-v1/
+//!     <digest>/              the tree: the archive's files, plus .wrapkit/{index,manifest.json}
+//!     <digest>.ok            the marker, written last (see [`marker`])
+//!     <digest>.lock          flock taken by whoever fills, repairs or removes the tree
+//!     .tmp-<digest>-<pid>/   a fill in progress (or the remains of a killed one)
+//! ```
+//!
+//! The digest is the payload's BLAKE3 from its trailer, checked against the bytes when the tree
+//! is filled, so a tree's name is its content. [`Cache::open`] refuses a cache directory that is
+//! a symlink, belongs to another user or is writable by others. [`Cache::materialise`] is the
+//! protocol: a warm start reads the marker and `lstat`s every entry of the index against the
+//! tree (sizes, types, the execute bit) and never re-hashes anything; otherwise it locks, checks
+//! again, validates the archive, extracts it into a temp dir in the cache, syncs, renames the
+//! tree into place (swapping out a damaged one atomically) and writes the marker last. A process
+//! killed at any point leaves either no marker or a complete tree. `docs/cache.md` says the same
+//! for users.
+
+mod fill;
+mod lock;
+mod manage;
+pub mod marker;
+mod sys;
+mod trace;
+
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+pub use fill::{Materialised, Outcome};
+pub use manage::{Bundle, Damage, Removal, digest_of};
+pub use trace::{ENV_DEBUG, Trace};
+
+use crate::exit;
+use crate::extract::ExtractError;
+use crate::format::FormatError;
+
+/// The override for the cache location, and the only environment variable besides
+/// `XDG_CACHE_HOME` and `HOME` the cache reads.
+pub const ENV_CACHE_DIR: &str = "WRAPKIT_CACHE_DIR";
+/// The versioned directory holding the trees. A layout change gets a new name; old runtimes
+/// keep using their own.
+pub const BUNDLES_DIR: &str = "bundles-v1";
+
+const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This directory is a cache created by wrapkit (exec mode).\n\
+# For information about cache directory tags see https://bford.info/cachedir/\n";
+
+/// Where a cache location came from, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// `$WRAPKIT_CACHE_DIR`.
+    Override,
+    /// `$XDG_CACHE_HOME/wrapkit`.
+    Xdg,
+    /// `$HOME/.cache/wrapkit`.
+    Home,
+    /// Given on a command line.
+    Explicit,
+}
+
+/// The cache's root directory and where that choice came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub path: PathBuf,
+    pub origin: Origin,
+}
+
+impl Location {
+    /// `$WRAPKIT_CACHE_DIR`, else `$XDG_CACHE_HOME/wrapkit`, else `$HOME/.cache/wrapkit`.
+    pub fn from_env() -> Result<Location, CacheError> {
+        Location::from_vars(|k| std::env::var_os(k))
+    }
+
+    /// As [`Location::from_env`], reading variables through `get`. Empty values count as unset;
+    /// a relative `XDG_CACHE_HOME` is ignored, as the XDG spec says; a relative
+    /// `WRAPKIT_CACHE_DIR` or `HOME` is an error rather than a directory that moves with the
+    /// working directory.
+    pub fn from_vars(get: impl Fn(&str) -> Option<OsString>) -> Result<Location, CacheError> {
+        let var = |k: &str| get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        if let Some(path) = var(ENV_CACHE_DIR) {
+            if !path.is_absolute() {
+                return Err(CacheError::NotAbsolute {
+                    var: ENV_CACHE_DIR,
+                    value: path,
+                });
+            }
+            return Ok(Location {
+                path,
+                origin: Origin::Override,
+            });
+        }
+        if let Some(xdg) = var("XDG_CACHE_HOME").filter(|p| p.is_absolute()) {
+            return Ok(Location {
+                path: xdg.join("wrapkit"),
+                origin: Origin::Xdg,
+            });
+        }
+        match var("HOME") {
+            Some(home) if home.is_absolute() => Ok(Location {
+                path: home.join(".cache").join("wrapkit"),
+                origin: Origin::Home,
+            }),
+            Some(home) => Err(CacheError::NotAbsolute {
+                var: "HOME",
+                value: home,
+            }),
+            None => Err(CacheError::NoLocation),
+        }
+    }
+
+    pub fn explicit(path: PathBuf) -> Location {
+        Location {
+            path,
+            origin: Origin::Explicit,
+        }
+    }
+}
+
+/// An opened, checked cache directory.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+    bundles: PathBuf,
+}
+
+impl Cache {
+    /// Opens the cache at `location`, creating it (mode 0700) if needed, and checks that it and
+    /// its `bundles-v1` directory are real directories owned by us and writable by nobody else.
+    pub fn open(location: &Location) -> Result<Cache, CacheError> {
+        let root = location.path.clone();
+        if fs::symlink_metadata(&root).is_err() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&root)
+                .map_err(|source| CacheError::Create {
+                    path: root.clone(),
+                    source,
+                })?;
+        }
+        check_dir(&root)?;
+        let tag = root.join("CACHEDIR.TAG");
+        if fs::symlink_metadata(&tag).is_err() {
+            // Cosmetic (backup tools skip tagged directories): a read-only cache still works.
+            let _ = fs::write(&tag, CACHEDIR_TAG);
+        }
+        let bundles = root.join(BUNDLES_DIR);
+        match fs::DirBuilder::new().mode(0o700).create(&bundles) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(CacheError::Create {
+                    path: bundles,
+                    source,
+                });
+            }
+        }
+        check_dir(&bundles)?;
+        Ok(Cache { root, bundles })
+    }
+
+    /// Opens an existing cache without creating anything; `None` if there is none.
+    pub fn open_existing(location: &Location) -> Result<Option<Cache>, CacheError> {
+        let root = location.path.clone();
+        let bundles = root.join(BUNDLES_DIR);
+        if fs::symlink_metadata(&root).is_err() {
+            return Ok(None);
+        }
+        check_dir(&root)?;
+        if fs::symlink_metadata(&bundles).is_err() {
+            return Ok(None);
+        }
+        check_dir(&bundles)?;
+        Ok(Some(Cache { root, bundles }))
+    }
+
+    /// The cache's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory holding the trees (`<root>/bundles-v1`).
+    pub fn bundles_dir(&self) -> &Path {
+        &self.bundles
+    }
+
+    /// Where the tree for `digest` (lowercase hex) lives, complete or not.
+    pub fn tree_path(&self, digest: &str) -> PathBuf {
+        self.bundles.join(digest)
+    }
+
+    fn marker_path(&self, digest: &str) -> PathBuf {
+        self.bundles.join(format!("{digest}.ok"))
+    }
+
+    fn lock_path(&self, digest: &str) -> PathBuf {
+        self.bundles.join(format!("{digest}.lock"))
+    }
+}
+
+/// Whether the filesystem holding `file` is mounted `noexec` (programs on it cannot run).
+pub fn is_noexec(file: &fs::File) -> io::Result<bool> {
+    sys::is_noexec(file)
+}
+
+/// A cache directory must be a real directory (not a symlink), owned by the effective user,
+/// and writable by nobody else: otherwise another user could plant or swap the programs we run.
+fn check_dir(path: &Path) -> Result<(), CacheError> {
+    let meta = fs::symlink_metadata(path).map_err(|source| CacheError::Io {
+        what: "inspect the cache directory",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.file_type().is_symlink() {
+        return Err(CacheError::Symlink {
+            path: path.to_path_buf(),
+        });
+    }
+    if !meta.is_dir() {
+        return Err(CacheError::NotADirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    let me = sys::euid();
+    if meta.uid() != me {
+        return Err(CacheError::ForeignOwner {
+            path: path.to_path_buf(),
+            owner: meta.uid(),
+            me,
+        });
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(CacheError::Writable {
+            path: path.to_path_buf(),
+            mode: meta.mode() & 0o7777,
+        });
+    }
+    Ok(())
+}
+
+/// Everything that can stop the cache from giving a usable tree. Each names the path it is
+/// about; [`CacheError::hint`] says what to do, [`CacheError::exit_code`] which code it is.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error(
+        "no cache directory to run from: HOME is not set, and neither is {ENV_CACHE_DIR} nor XDG_CACHE_HOME"
+    )]
+    NoLocation,
+    #[error("{var}=`{}` is not an absolute path", value.display())]
+    NotAbsolute { var: &'static str, value: PathBuf },
+    #[error("cannot create the cache directory {}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the cache directory {} is a symlink; refusing to use it", path.display())]
+    Symlink { path: PathBuf },
+    #[error("the cache directory {} is not a directory", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error("the cache directory {} belongs to user {owner}, not to this user ({me}); refusing to use it", path.display())]
+    ForeignOwner { path: PathBuf, owner: u32, me: u32 },
+    #[error("the cache directory {} is writable by other users (mode {mode:04o}); refusing to use it", path.display())]
+    Writable { path: PathBuf, mode: u32 },
+    #[error("the cache directory {} is on a filesystem mounted `noexec`: programs in it cannot run", path.display())]
+    NoExec { path: PathBuf },
+    #[error("no space left on the device holding {} ({needed} bytes needed)", path.display())]
+    NoSpace { path: PathBuf, needed: u64 },
+    #[error(
+        "the payload's contents do not match the digest in its trailer (expected {expected}, found {found})"
+    )]
+    DigestMismatch { expected: String, found: String },
+    #[error(transparent)]
+    Payload(#[from] FormatError),
+    #[error("cannot materialise the app into {}", path.display())]
+    Extract {
+        path: PathBuf,
+        #[source]
+        source: ExtractError,
+    },
+    #[error("cannot {what} {}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl CacheError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<&'static str> {
+        Some(match self {
+            CacheError::NoLocation | CacheError::NotAbsolute { .. } => {
+                "set WRAPKIT_CACHE_DIR to an absolute path of a directory this user owns (in a systemd unit: Environment=WRAPKIT_CACHE_DIR=%C/NAME with CacheDirectory=NAME)"
+            }
+            CacheError::Create { .. } | CacheError::NotADirectory { .. } => {
+                "set WRAPKIT_CACHE_DIR to a writable directory this user owns"
+            }
+            CacheError::Symlink { .. }
+            | CacheError::ForeignOwner { .. }
+            | CacheError::Writable { .. } => {
+                "set WRAPKIT_CACHE_DIR to a private directory this user owns (mode 0700), or fix this one"
+            }
+            CacheError::NoExec { .. } => {
+                "set WRAPKIT_CACHE_DIR to a directory on a filesystem mounted without `noexec` (hardened systems mount /tmp and /dev/shm noexec)"
+            }
+            CacheError::NoSpace { .. } => {
+                "free some space there, or set WRAPKIT_CACHE_DIR to a directory on a filesystem with room"
+            }
+            CacheError::DigestMismatch { .. } | CacheError::Payload(_) => {
+                "the file is corrupt; `wrapkit verify` shows where. Pack the app again"
+            }
+            CacheError::Extract { source, .. } if source.io_error().is_none() => {
+                "the file is corrupt; `wrapkit verify` shows where. Pack the app again"
+            }
+            CacheError::Extract { .. } | CacheError::Io { .. } => {
+                "check the cache directory, or set WRAPKIT_CACHE_DIR to another one"
+            }
+        })
+    }
+
+    /// The packed executable's exit code for this failure (docs/cli.md, "Exit codes").
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CacheError::DigestMismatch { .. } | CacheError::Payload(_) => exit::BAD_PAYLOAD,
+            CacheError::Extract { source, .. } if source.io_error().is_none() => exit::BAD_PAYLOAD,
+            _ => exit::CACHE,
+        }
+    }
+}
+
+/// The message of an error and all its causes, `: `-separated, for one `error:` line.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn locate(vars: &[(&str, &str)]) -> Result<Location, CacheError> {
+        Location::from_vars(|k| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| OsString::from(v))
+        })
+    }
+
+    #[test]
+    fn location_follows_the_documented_order() {
+        let all = [
+            ("WRAPKIT_CACHE_DIR", "/w"),
+            ("XDG_CACHE_HOME", "/x"),
+            ("HOME", "/h"),
+        ];
+        assert_eq!(locate(&all).unwrap().path, Path::new("/w"));
+        assert_eq!(locate(&all[1..]).unwrap().path, Path::new("/x/wrapkit"));
+        assert_eq!(
+            locate(&all[2..]).unwrap().path,
+            Path::new("/h/.cache/wrapkit")
+        );
+        // Empty means unset; a relative XDG_CACHE_HOME is ignored.
+        let odd = [
+            ("WRAPKIT_CACHE_DIR", ""),
+            ("XDG_CACHE_HOME", "rel"),
+            ("HOME", "/h"),
+        ];
+        assert_eq!(locate(&odd).unwrap().origin, Origin::Home);
+        assert!(matches!(locate(&[]), Err(CacheError::NoLocation)));
+        assert!(matches!(
+            locate(&[("WRAPKIT_CACHE_DIR", "rel")]),
+            Err(CacheError::NotAbsolute { .. })
+        ));
+    }
+
+    #[test]
+    fn open_creates_a_private_tagged_cache_and_refuses_unsafe_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location::explicit(dir.path().join("a/b"));
+        let cache = Cache::open(&loc).unwrap();
+        let meta = fs::metadata(cache.root()).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o700);
+        assert!(cache.root().join("CACHEDIR.TAG").is_file());
+        assert!(cache.bundles_dir().is_dir());
+
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(cache.root(), &link).unwrap();
+        assert!(matches!(
+            Cache::open(&Location::explicit(link)),
+            Err(CacheError::Symlink { .. })
+        ));
+
+        let open = dir.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        assert!(matches!(
+            Cache::open(&Location::explicit(open)),
+            Err(CacheError::Writable { mode: 0o777, .. })
+        ));
+    }
+}

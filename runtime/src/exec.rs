@@ -1,0 +1,225 @@
+//! Exec mode: materialise the archive in the cache ([`crate::cache`]) and `execve` the program
+//! the manifest names, so it runs as if started directly: same PID, signals, stdin/stdout/stderr
+//! and exit status (a death by signal N shows to the shell as 128+N, because it *is* one).
+//!
+//! The program gets `argv[0]` = its path in the tree, the manifest's arguments with `{root}`
+//! and `{exe}` expanded, then the user's arguments unchanged (bytes, not UTF-8). Its environment
+//! is ours plus the manifest's `env` (expanded the same way), plus `WRAPKIT_EXE` (the packed file)
+//! and `WRAPKIT_ROOT` (the tree), which always override inherited values: the runtime itself
+//! reads no environment variable but `WRAPKIT_CACHE_DIR`, `XDG_CACHE_HOME`, `HOME` (where the
+//! cache is) and `WRAPKIT_DEBUG` (tracing), so nothing inherited can redirect what runs.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::archive::Archive;
+use crate::cache::{Cache, CacheError, Location, Outcome, Trace};
+use crate::exit;
+use crate::format::path;
+
+/// Set in the program's environment: the packed executable.
+pub const ENV_EXE: &str = "WRAPKIT_EXE";
+/// Set in the program's environment: the materialised tree.
+pub const ENV_ROOT: &str = "WRAPKIT_ROOT";
+
+/// What the manifest asks to run.
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// `argv[0]` is an archive path; the rest may hold `{root}` and `{exe}`.
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+}
+
+/// Why the program could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("the manifest names no program to run")]
+    NoProgram,
+    #[error("the manifest's program `{0}` is not a valid archive path")]
+    BadProgram(String),
+    #[error("cannot run {}: {source}", path.display())]
+    NotFound {
+        path: PathBuf,
+        /// Whether the program file itself exists (then its interpreter does not).
+        exists: bool,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot run {}: {source}", path.display())]
+    CannotExecute {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ExecError {
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            ExecError::Cache(e) => e.hint(),
+            ExecError::NoProgram | ExecError::BadProgram(_) => {
+                Some("pack the app again with `exec = [\"path/in/app\", ...]` in wrapkit.toml")
+            }
+            ExecError::NotFound { exists: true, .. } => Some(
+                "the program exists, so the interpreter it names is missing on this machine (its `#!` line, or the ELF loader of a dynamically linked program): bundle it, or link the program statically",
+            ),
+            ExecError::NotFound { .. } => {
+                Some("the manifest names a program the archive does not hold; pack the app again")
+            }
+            ExecError::CannotExecute { .. } => Some(
+                "the program must be an executable for this machine (or a script with a `#!` line), with its execute bit set when packed",
+            ),
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ExecError::Cache(e) => e.exit_code(),
+            ExecError::NoProgram | ExecError::BadProgram(_) => exit::BAD_PAYLOAD,
+            ExecError::NotFound { .. } => exit::NOT_FOUND,
+            ExecError::CannotExecute { .. } => exit::CANNOT_EXECUTE,
+        }
+    }
+}
+
+/// Materialises `archive` and replaces this process with the program. Returns only on failure.
+/// `exe` is the packed executable; `args` the user's arguments (without `argv[0]`).
+pub fn run(
+    archive: &Archive<'_>,
+    exe: &Path,
+    program: &Program,
+    args: impl IntoIterator<Item = OsString>,
+) -> Result<Infallible, ExecError> {
+    let trace = Trace::from_env();
+    let first = program.argv.first().ok_or(ExecError::NoProgram)?;
+    if path::validate(first).is_err() {
+        return Err(ExecError::BadProgram(first.clone()));
+    }
+    let location = Location::from_env()?;
+    trace.say(|| format!("cache {} ({:?})", location.path.display(), location.origin));
+    let cache = Cache::open(&location)?;
+    let tree = cache.materialise(archive, exe, &trace)?;
+    trace.say(|| match &tree.outcome {
+        Outcome::Warm => "warm start".into(),
+        Outcome::FilledByOther => "filled by another process".into(),
+        Outcome::Filled { repaired: None, .. } => "cold start: filled".into(),
+        Outcome::Filled {
+            repaired: Some(why),
+            ..
+        } => format!("repaired ({why})"),
+    });
+
+    let mut command = command(program, &tree.root, exe, args);
+    trace.say(|| format!("exec {:?}", command));
+    let source = command.exec();
+    let path = tree.root.join(first);
+    Err(match source.kind() {
+        io::ErrorKind::NotFound => ExecError::NotFound {
+            exists: std::fs::symlink_metadata(&path).is_ok(),
+            path,
+            source,
+        },
+        io::ErrorKind::PermissionDenied if on_noexec(&tree.root) => {
+            ExecError::Cache(CacheError::NoExec {
+                path: cache.root().to_path_buf(),
+            })
+        }
+        _ => ExecError::CannotExecute { path, source },
+    })
+}
+
+/// The command to `exec`: program, arguments and environment, placeholders expanded.
+pub fn command(
+    program: &Program,
+    root: &Path,
+    exe: &Path,
+    args: impl IntoIterator<Item = OsString>,
+) -> Command {
+    let root_s = root.to_string_lossy();
+    let exe_s = exe.to_string_lossy();
+    let path = root.join(&program.argv[0]);
+    let mut cmd = Command::new(&path);
+    cmd.args(program.argv[1..].iter().map(|a| expand(a, &root_s, &exe_s)));
+    cmd.args(args);
+    for (k, v) in &program.env {
+        cmd.env(k, expand(v, &root_s, &exe_s));
+    }
+    cmd.env(ENV_EXE, exe).env(ENV_ROOT, root);
+    cmd
+}
+
+/// Replaces `{root}` and `{exe}` in one pass (an expanded value is never expanded again).
+pub fn expand(template: &str, root: &str, exe: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(at) = rest.find('{') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(r) = tail.strip_prefix("{root}") {
+            out.push_str(root);
+            rest = r;
+        } else if let Some(r) = tail.strip_prefix("{exe}") {
+            out.push_str(exe);
+            rest = r;
+        } else {
+            out.push('{');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn on_noexec(path: &Path) -> bool {
+    std::fs::File::open(path)
+        .and_then(|f| crate::cache::is_noexec(&f))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_expand_once() {
+        assert_eq!(
+            expand("{root}/data:{exe}:{other}{", "/r", "/e"),
+            "/r/data:/e:{other}{"
+        );
+        assert_eq!(expand("{root}", "/{exe}", "/e"), "/{exe}");
+        assert_eq!(expand("plain", "/r", "/e"), "plain");
+    }
+
+    #[test]
+    fn the_command_carries_our_variables_last() {
+        let program = Program {
+            argv: vec!["bin/app".into(), "--data={root}/d".into()],
+            env: BTreeMap::from([
+                ("APP_HOME".into(), "{root}".into()),
+                (ENV_ROOT.into(), "/spoofed".into()),
+            ]),
+        };
+        let cmd = command(
+            &program,
+            Path::new("/c/t"),
+            Path::new("/bin/x"),
+            [OsString::from("user")],
+        );
+        assert_eq!(cmd.get_program(), "/c/t/bin/app");
+        let args: Vec<_> = cmd.get_args().collect();
+        assert_eq!(args, ["--data=/c/t/d", "user"]);
+        let envs: BTreeMap<_, _> = cmd.get_envs().collect();
+        assert_eq!(
+            envs[std::ffi::OsStr::new("APP_HOME")],
+            Some("/c/t".as_ref())
+        );
+        assert_eq!(envs[std::ffi::OsStr::new(ENV_ROOT)], Some("/c/t".as_ref()));
+    }
+}

@@ -1,0 +1,360 @@
+//! Hostile archives (shared/hostile-inputs.md, "The archive"): every one is refused by the one
+//! validator before a byte is written, by `ls`, `extract` and `verify` alike, and the
+//! filesystem is walked afterwards to prove nothing escaped.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::forge::{Forged, forge};
+use crate::support::{App, Run, wrapkit};
+
+/// A real stub, cut from a packed app.
+fn stub() -> &'static [u8] {
+    static STUB: OnceLock<Vec<u8>> = OnceLock::new();
+    STUB.get_or_init(|| {
+        let packed = App::new().file("main.lua", "print('hi')").pack(&[]);
+        let bytes = packed.bytes();
+        let trailer = std::str::from_utf8(&bytes[bytes.len() - 158..])
+            .unwrap()
+            .to_owned();
+        let start =
+            usize::from_str_radix(&trailer.split(" start=").nth(1).unwrap()[..16], 16).unwrap();
+        bytes[..start].to_vec()
+    })
+}
+
+/// A sandbox: `root/` holds the forged file and `root/out/` is the extraction target; after
+/// each attempt the whole sandbox is listed so escapes are visible.
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn write(&self, entries: &[Forged]) -> PathBuf {
+        let path = self.dir.path().join("forged");
+        fs::write(&path, forge(stub(), entries, "main.lua")).unwrap();
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// Every path under the sandbox, relative, sorted.
+    fn listing(&self) -> Vec<String> {
+        let mut all: Vec<String> = walkdir(self.dir.path())
+            .into_iter()
+            .map(|p| {
+                p.strip_prefix(self.dir.path())
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        all.sort();
+        all
+    }
+}
+
+fn walkdir(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if fs::symlink_metadata(&p).unwrap().is_dir() {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// `ls`, `extract` and `verify` all refuse the archive with `expect` in their message, and
+/// nothing but the forged file exists in the sandbox afterwards.
+#[track_caller]
+fn refused_everywhere(entries: &[Forged], expect: &str) {
+    let sb = Sandbox::new();
+    let app = sb.write(entries);
+    let out = sb.dir.path().join("out");
+    for args in [vec!["ls"], vec!["verify"], vec!["extract"]] {
+        let mut cmd = wrapkit();
+        cmd.args(&args).arg(&app);
+        if args[0] == "extract" {
+            cmd.arg(&out);
+        }
+        let err = Run::of(&mut cmd).fails_with(1);
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(
+            err.contains(expect),
+            "{args:?} should say `{expect}`:\n{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert_eq!(sb.listing(), ["forged"], "something was written");
+}
+
+fn main_lua() -> Forged {
+    Forged::file("main.lua", b"print('hi')")
+}
+
+#[test]
+fn a_forged_but_sane_archive_is_accepted_so_the_refusals_below_mean_something() {
+    let sb = Sandbox::new();
+    let app = sb.write(&[Forged::dir("d"), Forged::file("d/x.txt", b"x"), main_lua()]);
+    assert_eq!(
+        Run::of(wrapkit().arg("ls").arg(&app)).ok(),
+        "d/\nd/x.txt\nmain.lua\n"
+    );
+    let out = sb.dir.path().join("out");
+    Run::of(wrapkit().arg("extract").arg(&app).arg(&out)).ok();
+    assert_eq!(fs::read_to_string(out.join("d/x.txt")).unwrap(), "x");
+    assert_eq!(Run::of(&mut Command::new(&app)).ok(), "hi\n");
+}
+
+#[test]
+fn traversal_absolute_and_drive_letter_names_are_refused() {
+    for (name, why) in [
+        ("../x", "`.` or `..` component"),
+        ("a/../../x", "`.` or `..` component"),
+        ("/etc/x", "absolute"),
+        ("C:\\x", "backslash"),
+        ("C:x", "drive letter"),
+        ("..\\x", "backslash"),
+        ("a\0b", "control character"),
+        ("a\u{1b}[31mb", "control character"),
+    ] {
+        refused_everywhere(&[main_lua(), Forged::file(name, b"evil")], why);
+    }
+}
+
+#[test]
+fn symlinks_leaving_the_tree_and_writes_through_links_are_refused() {
+    refused_everywhere(
+        &[main_lua(), Forged::symlink("out", "../../../etc")],
+        "leaves the archive",
+    );
+    refused_everywhere(
+        &[main_lua(), Forged::symlink("abs", "/etc/passwd")],
+        "leaves the archive",
+    );
+    // A link to a directory inside, then a file "through" it: the zip-slip of CVE-2025-29787.
+    refused_everywhere(
+        &[
+            Forged::dir("d"),
+            Forged::symlink("l", "d"),
+            Forged::file("l/x", b"x"),
+            main_lua(),
+        ],
+        "`l` is a symlink but this entry is inside it",
+    );
+}
+
+#[test]
+fn duplicate_names_in_any_disguise_are_refused() {
+    refused_everywhere(
+        &[main_lua(), Forged::file("a", b"1"), Forged::file("a", b"2")],
+        "appears twice",
+    );
+    refused_everywhere(
+        &[
+            main_lua(),
+            Forged::file("README", b"1"),
+            Forged::file("readme", b"2"),
+        ],
+        "collides with",
+    );
+    refused_everywhere(
+        &[
+            main_lua(),
+            Forged::file("caf\u{e9}", b"1"),
+            Forged::file("cafe\u{301}", b"2"),
+        ],
+        "collides with",
+    );
+    refused_everywhere(
+        &[
+            main_lua(),
+            Forged::file("a", b"1"),
+            Forged::file("a/b", b"2"),
+        ],
+        "`a` is a file",
+    );
+}
+
+#[test]
+fn headers_that_disagree_are_refused() {
+    let mut renamed = Forged::file("x", b"data");
+    renamed.local_name = Some("y".into());
+    refused_everywhere(
+        &[main_lua(), renamed],
+        "disagrees with the central directory (name)",
+    );
+    let mut resized = Forged::file("x", b"data");
+    resized.local_sizes = Some((4, 5));
+    refused_everywhere(
+        &[main_lua(), resized],
+        "disagrees with the central directory (sizes)",
+    );
+    let mut resized = Forged::deflated("x", &b"data".repeat(100));
+    let cs = resized.data.len() as u64;
+    resized.local_sizes = Some((cs, 399));
+    refused_everywhere(&[main_lua(), resized], "(sizes)");
+}
+
+#[test]
+fn encrypted_and_unknown_methods_are_refused_by_name() {
+    let mut enc = Forged::file("x", b"data");
+    enc.flags |= 1;
+    refused_everywhere(&[main_lua(), enc], "it is encrypted");
+    let mut zstd = Forged::file("x", b"data");
+    zstd.method = 93;
+    refused_everywhere(&[main_lua(), zstd], "unsupported compression: zstd (93)");
+    let mut bzip = Forged::file("x", b"data");
+    bzip.method = 12;
+    refused_everywhere(&[main_lua(), bzip], "bzip2 (12)");
+}
+
+#[test]
+fn special_file_types_are_refused() {
+    refused_everywhere(
+        &[main_lua(), Forged::file("fifo", b"").mode(0o010644)],
+        "unsupported file type",
+    );
+    refused_everywhere(
+        &[main_lua(), Forged::file("dev", b"").mode(0o020644)],
+        "unsupported file type",
+    );
+}
+
+/// The overlapping-entry bomb: 262 central records sharing one local entry that inflates to
+/// 21 MiB, about 5.5 GB in all from a file of a few tens of kB.
+fn overlapping_bomb() -> Vec<Forged> {
+    let kernel = Forged::deflated("k0", &vec![0u8; 21 << 20]);
+    let mut entries = vec![main_lua(), kernel.clone()];
+    for _ in 1..262 {
+        let mut e = kernel.clone();
+        e.share_header_of = Some(1);
+        entries.push(e);
+    }
+    entries
+}
+
+#[test]
+fn the_overlapping_entry_bomb_is_refused_quickly_with_nothing_written() {
+    let entries = overlapping_bomb();
+    let declared: u64 = entries.iter().map(|e| e.size).sum();
+    assert!(
+        declared > 5 << 30,
+        "the bomb declares over 5 GiB ({declared})"
+    );
+    let started = std::time::Instant::now();
+    refused_everywhere(&entries, "its bytes overlap those of `k0`");
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn impossible_ratios_and_sizes_are_refused_before_inflating() {
+    let mut liar = Forged::deflated("x", b"tiny");
+    liar.size = 1 << 40;
+    refused_everywhere(&[main_lua(), liar], "more than deflate can produce");
+}
+
+#[test]
+fn an_entry_inflating_past_its_declared_size_is_stopped_and_removed() {
+    let sb = Sandbox::new();
+    let mut long = Forged::deflated("long.txt", &b"x".repeat(10_000));
+    long.size = 100;
+    long.crc32 = crc32fast::hash(&b"x".repeat(100));
+    let app = sb.write(&[main_lua(), long]);
+    let out = sb.dir.path().join("out");
+    let err = Run::of(wrapkit().arg("extract").arg(&app).arg(&out)).fails_with(1);
+    assert!(err.contains("inflates to more than 100 bytes"), "{err}");
+    assert_eq!(
+        sb.listing(),
+        ["forged"],
+        "the partial file and the new target are removed"
+    );
+    let verify = Run::of(wrapkit().arg("verify").arg(&app)).fails_with(1);
+    assert!(verify.contains("data of `long.txt`"), "{verify}");
+}
+
+#[test]
+fn setuid_setgid_and_world_writable_modes_are_not_extracted() {
+    let sb = Sandbox::new();
+    let app = sb.write(&[
+        main_lua(),
+        Forged::file("suid", b"x").mode(0o104777),
+        Forged::file("plain", b"x").mode(0o100666),
+        Forged::dir("d").mode(0o041777),
+    ]);
+    let out = sb.dir.path().join("out");
+    Run::of(wrapkit().arg("extract").arg(&app).arg(&out)).ok();
+    let mode = |p: &str| {
+        std::os::unix::fs::PermissionsExt::mode(&fs::metadata(out.join(p)).unwrap().permissions())
+            & 0o7777
+    };
+    assert_eq!(mode("suid"), 0o755);
+    assert_eq!(mode("plain"), 0o644);
+    assert_eq!(mode("d"), 0o755);
+}
+
+#[test]
+fn a_target_with_a_planted_symlink_is_not_followed() {
+    let sb = Sandbox::new();
+    let app = sb.write(&[main_lua(), Forged::file("victim", b"overwritten")]);
+    let out = sb.dir.path().join("out");
+    let elsewhere = sb.dir.path().join("elsewhere");
+    fs::create_dir(&out).unwrap();
+    fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(elsewhere.join("victim"), out.join("victim")).unwrap();
+    let err = Run::of(wrapkit().arg("extract").arg(&app).arg(&out)).fails_with(1);
+    assert!(
+        err.contains("must be an existing, empty directory"),
+        "{err}"
+    );
+    assert!(!elsewhere.join("victim").exists());
+    // A target that is itself a symlink is refused too.
+    let link = sb.dir.path().join("link");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let err = Run::of(wrapkit().arg("extract").arg(&app).arg(&link)).fails_with(1);
+    assert!(
+        err.contains("must be an existing, empty directory"),
+        "{err}"
+    );
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
+
+#[test]
+fn the_runtime_never_serves_a_name_the_validator_would_refuse() {
+    // `../x` is in the index, but paths are normalised before any lookup, so the entry cannot
+    // be reached: the wrapkit module refuses the path, and io.open goes to the real filesystem.
+    let sb = Sandbox::new();
+    let app = sb.write(&[
+        Forged::file(
+            "main.lua",
+            b"local w = require('wrapkit') print(pcall(w.read, '../x')) print(io.open(w.root .. '/../x'))",
+        ),
+        Forged::file("../x", b"evil"),
+    ]);
+    let out = Run::of(&mut Command::new(&app)).ok();
+    assert!(!out.contains("evil"), "{out}");
+    assert!(
+        out.starts_with("false\t") && out.contains("is outside the archive"),
+        "{out}"
+    );
+    assert!(
+        out.lines().nth(1).is_some_and(|l| l.starts_with("nil\t")),
+        "{out}"
+    );
+}
