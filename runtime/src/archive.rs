@@ -135,6 +135,10 @@ impl<'a> Archive<'a> {
             ));
         }
         let data = self.data_slice(name, lh.data_pos, lh.fields.compressed_size)?;
+        if name == MANIFEST_NAME {
+            // A few hundred bytes that decide what runs: always checked.
+            method::check_crc(name, data, lh.fields.crc32)?;
+        }
         Ok((lh.data_pos, data))
     }
 

@@ -11,11 +11,10 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::io;
-use std::os::unix::process::CommandExt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::archive::Archive;
 use crate::cache::{Cache, CacheError, Location, Outcome, Trace};
@@ -116,10 +115,10 @@ pub fn run(
         } => format!("repaired ({why})"),
     });
 
-    let mut command = command(program, &tree.root, exe, args);
-    trace.say(|| format!("exec {:?}", command));
-    let source = command.exec();
-    let path = tree.root.join(first);
+    let invocation = Invocation::new(program, &tree.root, exe, args);
+    trace.say(|| format!("exec {invocation:?}"));
+    let source = invocation.exec();
+    let path = invocation.path;
     Err(match source.kind() {
         io::ErrorKind::NotFound => ExecError::NotFound {
             exists: std::fs::symlink_metadata(&path).is_ok(),
@@ -135,24 +134,99 @@ pub fn run(
     })
 }
 
-/// The command to `exec`: program, arguments and environment, placeholders expanded.
-pub fn command(
-    program: &Program,
-    root: &Path,
-    exe: &Path,
-    args: impl IntoIterator<Item = OsString>,
-) -> Command {
-    let root_s = root.to_string_lossy();
-    let exe_s = exe.to_string_lossy();
-    let path = root.join(&program.argv[0]);
-    let mut cmd = Command::new(&path);
-    cmd.args(program.argv[1..].iter().map(|a| expand(a, &root_s, &exe_s)));
-    cmd.args(args);
-    for (k, v) in &program.env {
-        cmd.env(k, expand(v, &root_s, &exe_s));
+/// What to `execve`: the program's path, its whole `argv`, and the variables to set on top of
+/// our environment.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub path: PathBuf,
+    pub argv: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+}
+
+impl Invocation {
+    /// Placeholders expanded; `WRAPKIT_EXE` and `WRAPKIT_ROOT` last, so they win.
+    pub fn new(
+        program: &Program,
+        root: &Path,
+        exe: &Path,
+        args: impl IntoIterator<Item = OsString>,
+    ) -> Invocation {
+        let root_s = root.to_string_lossy();
+        let exe_s = exe.to_string_lossy();
+        let path = root.join(&program.argv[0]);
+        let mut argv = vec![path.clone().into_os_string()];
+        argv.extend(
+            program.argv[1..]
+                .iter()
+                .map(|a| OsString::from(expand(a, &root_s, &exe_s))),
+        );
+        argv.extend(args);
+        let mut env: Vec<(OsString, OsString)> = program
+            .env
+            .iter()
+            .filter(|(k, _)| k.as_str() != ENV_EXE && k.as_str() != ENV_ROOT)
+            .map(|(k, v)| (k.into(), expand(v, &root_s, &exe_s).into()))
+            .collect();
+        env.push((ENV_EXE.into(), exe.into()));
+        env.push((ENV_ROOT.into(), root.into()));
+        Invocation { path, argv, env }
     }
-    cmd.env(ENV_EXE, exe).env(ENV_ROOT, root);
-    cmd
+
+    /// The full environment the program gets: ours, with [`Invocation::env`] set on top.
+    pub fn environment(&self) -> Vec<(OsString, OsString)> {
+        let mut vars: Vec<(OsString, OsString)> = std::env::vars_os()
+            .filter(|(k, _)| !self.env.iter().any(|(o, _)| o == k))
+            .collect();
+        vars.extend(self.env.iter().cloned());
+        vars
+    }
+
+    /// Replaces this process with the program; returns only the error if that fails.
+    ///
+    /// A plain `execve`: no `PATH` search and no `/bin/sh` fallback for files without a `#!`
+    /// line (which `execvp`, and so `std::process::Command`, would do). The signal mask and
+    /// ignored signals (`nohup`) are inherited as they came to us, except `SIGPIPE`, which the
+    /// Rust runtime ignored at start-up and is reset to its default, as a program started
+    /// directly would have it.
+    pub fn exec(&self) -> io::Error {
+        let strings = (|| {
+            let path = CString::new(self.path.as_os_str().as_bytes()).ok()?;
+            let argv = self
+                .argv
+                .iter()
+                .map(|a| CString::new(a.as_bytes()).ok())
+                .collect::<Option<Vec<CString>>>()?;
+            let envp = self
+                .environment()
+                .iter()
+                .map(|(k, v)| CString::new([k.as_bytes(), b"=", v.as_bytes()].concat()).ok())
+                .collect::<Option<Vec<CString>>>()?;
+            Some((path, argv, envp))
+        })();
+        let Some((path, argv, envp)) = strings else {
+            return io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an argument or environment variable contains a NUL byte",
+            );
+        };
+        let null_terminated = |v: &[CString]| -> Vec<*const libc::c_char> {
+            v.iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        let (argv_ptrs, envp_ptrs) = (null_terminated(&argv), null_terminated(&envp));
+        // SAFETY: setting a signal's disposition to SIG_DFL involves no handler of ours and no
+        // memory.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        // SAFETY: `path` and every string the two pointer arrays point to are NUL-terminated
+        // and alive until execve returns (it returns only on failure); both arrays end in NULL.
+        unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
+        let err = io::Error::last_os_error();
+        // SAFETY: as above; back to what the Rust runtime set, since we keep running.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        err
+    }
 }
 
 /// Replaces `{root}` and `{exe}` in one pass (an expanded value is never expanded again).
@@ -198,7 +272,7 @@ mod tests {
     }
 
     #[test]
-    fn the_command_carries_our_variables_last() {
+    fn the_invocation_carries_our_variables_last() {
         let program = Program {
             argv: vec!["bin/app".into(), "--data={root}/d".into()],
             env: BTreeMap::from([
@@ -206,20 +280,17 @@ mod tests {
                 (ENV_ROOT.into(), "/spoofed".into()),
             ]),
         };
-        let cmd = command(
+        let inv = Invocation::new(
             &program,
             Path::new("/c/t"),
             Path::new("/bin/x"),
             [OsString::from("user")],
         );
-        assert_eq!(cmd.get_program(), "/c/t/bin/app");
-        let args: Vec<_> = cmd.get_args().collect();
-        assert_eq!(args, ["--data=/c/t/d", "user"]);
-        let envs: BTreeMap<_, _> = cmd.get_envs().collect();
-        assert_eq!(
-            envs[std::ffi::OsStr::new("APP_HOME")],
-            Some("/c/t".as_ref())
-        );
-        assert_eq!(envs[std::ffi::OsStr::new(ENV_ROOT)], Some("/c/t".as_ref()));
+        assert_eq!(inv.path, Path::new("/c/t/bin/app"));
+        assert_eq!(inv.argv, ["/c/t/bin/app", "--data=/c/t/d", "user"]);
+        let env: BTreeMap<_, _> = inv.environment().into_iter().collect();
+        assert_eq!(env[std::ffi::OsStr::new("APP_HOME")], "/c/t");
+        assert_eq!(env[std::ffi::OsStr::new(ENV_ROOT)], "/c/t");
+        assert_eq!(env[std::ffi::OsStr::new(ENV_EXE)], "/bin/x");
     }
 }

@@ -16,8 +16,8 @@
 //! (what to run).
 //!
 //! All `unsafe` lives in [`mapping`] (mapping a file), [`selfexe`] (reading the auxiliary vector),
-//! `lua::stream` (handing archive entries to Lua as C `FILE*` handles) and `cache::sys` (the
-//! cache's `flock`, `fstatvfs`, `renameat2`, `syncfs` and `fstatat` calls).
+//! `lua::stream` (handing archive entries to Lua as C `FILE*` handles), [`exec`] (`execve`) and
+//! `cache::sys` (the cache's `flock`, `fstatvfs`, `renameat2`, `syncfs` and `fstatat` calls).
 
 pub mod archive;
 pub mod cache;

@@ -117,6 +117,9 @@ pub fn validate<'a>(archive: &Archive<'a>) -> Result<Validated<'a>, FormatError>
     check_spans(archive, &entries)?;
     check_names(&entries)?;
     check_trailer(archive, &reserved)?;
+    for c in entries.iter().filter(|c| path::is_reserved(c.name)) {
+        check_reserved_data(archive, c)?;
+    }
 
     let app: Vec<&Central<'a>> = entries
         .iter()
@@ -180,6 +183,16 @@ fn central_entry<'a>(
         return Err(FormatError::entry(
             raw_name,
             "it uses a data descriptor, which wrapkit never writes",
+        ));
+    }
+    if h.version_needed & 0xff > zip::MAX_VERSION_NEEDED {
+        return Err(FormatError::entry(
+            raw_name,
+            format!(
+                "it needs zip version {}.{}, newer than 4.5",
+                (h.version_needed & 0xff) / 10,
+                (h.version_needed & 0xff) % 10
+            ),
         ));
     }
     if h.disk_start != 0 {
@@ -250,6 +263,9 @@ fn central_entry<'a>(
     };
     if lh.name != h.name {
         return Err(disagree("name"));
+    }
+    if lh.version_needed != h.version_needed {
+        return Err(disagree("version needed"));
     }
     if lh.fields.flags != f.flags {
         return Err(disagree("flags"));
@@ -371,6 +387,23 @@ fn check_symlink(archive: &Archive<'_>, c: &Central<'_>) -> Result<(), FormatErr
         ));
     }
     Ok(())
+}
+
+/// wrapkit's own entries are small and read by every start: their CRC must hold.
+fn check_reserved_data(archive: &Archive<'_>, c: &Central<'_>) -> Result<(), FormatError> {
+    if c.method != method::STORED {
+        return Err(FormatError::entry(
+            c.name,
+            "wrapkit's own entries must be stored",
+        ));
+    }
+    let data = zip::slice(
+        archive.bytes(),
+        c.span.1 - c.compressed_size,
+        c.compressed_size as usize,
+    )
+    .ok_or_else(|| FormatError::entry(c.name, "its data lies outside the file"))?;
+    method::check_crc(c.name, data, c.crc32)
 }
 
 fn check_trailer(archive: &Archive<'_>, reserved: &HashMap<&str, u64>) -> Result<(), FormatError> {

@@ -3,6 +3,9 @@
 
 mod support;
 
+mod cache;
+mod differential;
+mod exec;
 mod forge;
 mod hostile;
 mod inspect;

@@ -174,9 +174,27 @@ fn a_newer_format_or_unknown_run_mode_is_unsupported() {
     let err = refuses(&packed, "v2", &bytes, UNSUPPORTED);
     assert!(err.contains("format version 2 is not supported"), "{err}");
 
+    // A manifest edited without fixing its CRC is corruption...
     let mut bytes = packed.bytes();
     let at = find(&bytes, b"\"mode\": \"lua\"").expect("manifest in the file");
     bytes[at + 9..at + 12].copy_from_slice(b"xyz");
+    let err = refuses(&packed, "edited", &bytes, BAD_PAYLOAD);
+    assert!(err.contains("manifest.json`: CRC-32 mismatch"), "{err}");
+    // ...and with its CRC fixed, it is a manifest from the future.
+    let manifest_start = find(&bytes, b"{\n  \"format\"").unwrap();
+    let local = manifest_start - 30 - ".wrapkit/manifest.json".len();
+    let size = u32::from_le_bytes(bytes[local + 22..local + 26].try_into().unwrap()) as usize;
+    let manifest_end = manifest_start + size;
+    let crc = crc32fast::hash(&bytes[manifest_start..manifest_end]).to_le_bytes();
+    bytes[local + 14..local + 18].copy_from_slice(&crc);
+    let central = manifest_end
+        + find(
+            &bytes[manifest_end..],
+            b"PK\x01\x02\x3f\x03\x0a\x00\x00\x00\x00\x00",
+        )
+        .unwrap();
+    let central = central + find(&bytes[central..], b".wrapkit/manifest.json").unwrap() - 46;
+    bytes[central + 16..central + 20].copy_from_slice(&crc);
     let err = refuses(&packed, "mode", &bytes, UNSUPPORTED);
     assert!(err.contains("unknown variant `xyz`"), "{err}");
 }

@@ -206,6 +206,17 @@ impl Cache {
     }
 }
 
+/// The tree for `archive` in the cache the environment names, materialised if needed: what
+/// Lua's `wrapkit.extract` uses. `exe` is the packed file.
+pub fn materialise_from_env(
+    archive: &crate::archive::Archive<'_>,
+    exe: &Path,
+) -> Result<PathBuf, CacheError> {
+    let trace = Trace::from_env();
+    let cache = Cache::open(&Location::from_env()?)?;
+    Ok(cache.materialise(archive, exe, &trace)?.root)
+}
+
 /// Whether the filesystem holding `file` is mounted `noexec` (programs on it cannot run).
 pub fn is_noexec(file: &fs::File) -> io::Result<bool> {
     sys::is_noexec(file)

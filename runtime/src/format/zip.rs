@@ -22,6 +22,9 @@ pub const ZIP64_LOCATOR_LEN: usize = 20;
 const ZIP64_EXTRA_ID: u16 = 0x0001;
 /// "Version made by": Unix (3) and APPNOTE 6.3.
 pub const MADE_BY_UNIX: u16 = (3 << 8) | 63;
+/// The newest "version needed to extract" a reader here handles: 4.5 (zip64). Anything newer
+/// asks for features (strong encryption, other methods) no reader here has.
+pub const MAX_VERSION_NEEDED: u16 = 45;
 /// General-purpose flag: the name is UTF-8.
 pub const FLAG_UTF8: u16 = 1 << 11;
 /// General-purpose flag: the entry is encrypted.
@@ -303,6 +306,8 @@ pub fn decode_zip64(bytes: &[u8], eocd_pos: u64) -> Result<(CentralEnd, u64), Fo
 /// A decoded local file header. `data_pos` is the file position of the entry's data.
 #[derive(Debug, Clone)]
 pub struct LocalHeader<'a> {
+    /// "Version needed to extract" (e.g. 20 for deflate, 45 for zip64).
+    pub version_needed: u16,
     pub fields: HeaderFields,
     pub name: &'a [u8],
     pub data_pos: u64,
@@ -316,7 +321,7 @@ pub fn decode_local(bytes: &[u8], pos: u64) -> Result<LocalHeader<'_>, FormatErr
     if r.u32() != Some(LOCAL_SIG) {
         return Err(bad("signature not found"));
     }
-    let _needed = r.u16();
+    let version_needed = r.u16().unwrap_or(0);
     let truncated = || bad("truncated");
     let flags = r.u16().ok_or_else(truncated)?;
     let method = r.u16().ok_or_else(truncated)?;
@@ -347,6 +352,7 @@ pub fn decode_local(bytes: &[u8], pos: u64) -> Result<LocalHeader<'_>, FormatErr
         fields.compressed_size = r.u64().ok_or_else(|| bad("zip64 field too short"))?;
     }
     Ok(LocalHeader {
+        version_needed,
         fields,
         name,
         data_pos: pos + (LOCAL_LEN + name_len + extra_len) as u64,
@@ -357,6 +363,8 @@ pub fn decode_local(bytes: &[u8], pos: u64) -> Result<LocalHeader<'_>, FormatErr
 #[derive(Debug, Clone)]
 pub struct CentralHeader<'a> {
     pub made_by: u16,
+    /// "Version needed to extract".
+    pub version_needed: u16,
     pub fields: HeaderFields,
     pub name: &'a [u8],
     pub disk_start: u16,
@@ -376,7 +384,7 @@ pub fn decode_central(bytes: &[u8], pos: u64) -> Result<CentralHeader<'_>, Forma
     }
     let truncated = || bad("truncated");
     let made_by = r.u16().ok_or_else(truncated)?;
-    let _needed = r.u16().ok_or_else(truncated)?;
+    let version_needed = r.u16().ok_or_else(truncated)?;
     let flags = r.u16().ok_or_else(truncated)?;
     let method = r.u16().ok_or_else(truncated)?;
     let dos_time = r.u16().ok_or_else(truncated)?;
@@ -421,6 +429,7 @@ pub fn decode_central(bytes: &[u8], pos: u64) -> Result<CentralHeader<'_>, Forma
     }
     Ok(CentralHeader {
         made_by,
+        version_needed,
         fields,
         name,
         disk_start,
