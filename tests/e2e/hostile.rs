@@ -358,3 +358,11 @@ fn the_runtime_never_serves_a_name_the_validator_would_refuse() {
         "{out}"
     );
 }
+
+/// Writes the overlapping-entry bomb to `$WRAPKIT_WRITE_BOMB` for `tests/bench/verify.sh`.
+#[test]
+#[ignore = "a helper for tests/bench/verify.sh, not a test"]
+fn write_bomb_for_benchmarks() {
+    let path = std::env::var_os("WRAPKIT_WRITE_BOMB").expect("set WRAPKIT_WRITE_BOMB");
+    fs::write(path, forge(stub(), &overlapping_bomb(), "main.lua")).unwrap();
+}

@@ -82,11 +82,14 @@ pub fn resolve_link(link_name: &str, target: &str) -> Option<String> {
     if target.starts_with('/') {
         return None;
     }
-    let mut parts: Vec<&str> = parent(link_name)
-        .split('/')
-        .filter(|c| !c.is_empty())
-        .collect();
-    for c in target.split('/') {
+    normalise(&format!("{}/{target}", parent(link_name)))
+}
+
+/// Lexical normalisation of a `/`-separated path relative to the archive root: empty and `.`
+/// components dropped, `..` applied. `None` when it climbs above the root.
+pub fn normalise(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
         match c {
             "" | "." => {}
             ".." => {

@@ -18,6 +18,7 @@ use crate::archive::Archive;
 use crate::format::EntryKind;
 use crate::format::index::Entry;
 use crate::format::method;
+use crate::format::path::normalise;
 
 const PRELUDE: &str = include_str!("prelude.lua");
 
@@ -60,22 +61,6 @@ fn archive_path(root: &str, path: &str) -> Option<String> {
     normalise(rest)
 }
 
-/// Lexical normalisation of a `/`-separated path relative to the archive root; `None` when it
-/// climbs above the root.
-fn normalise(path: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            c => parts.push(c),
-        }
-    }
-    Some(parts.join("/"))
-}
-
 /// `nil, "<display>: <message>", errno`, the failure triple of Lua's io functions.
 fn failure(lua: &Lua, display: &str, message: &str, errno: i32) -> mlua::Result<MultiValue> {
     Ok(MultiValue::from_iter([
@@ -83,6 +68,50 @@ fn failure(lua: &Lua, display: &str, message: &str, errno: i32) -> mlua::Result<
         Value::String(lua.create_string(format!("{display}: {message}"))?),
         Value::Integer(errno.into()),
     ]))
+}
+
+/// The failure triple for an entry that exists but cannot be read.
+fn corrupt(lua: &Lua, display: &str, err: &crate::format::FormatError) -> mlua::Result<MultiValue> {
+    failure(
+        lua,
+        display,
+        &format!("corrupt archive entry: {err}"),
+        libc::EIO,
+    )
+}
+
+/// Resolves `rel` (following symlinks), or the Lua-style failure to return.
+fn find(
+    lua: &Lua,
+    archive: &Archive<'static>,
+    rel: &str,
+    display: &str,
+) -> mlua::Result<Result<Entry<'static>, MultiValue>> {
+    match archive.resolve(rel) {
+        Ok(Some(e)) => Ok(Ok(e)),
+        Ok(None) => Ok(Err(failure(
+            lua,
+            display,
+            "No such file or directory",
+            libc::ENOENT,
+        )?)),
+        Err(err) => Ok(Err(corrupt(lua, display, &err)?)),
+    }
+}
+
+/// As [`find`], for something to read: a directory is a failure too.
+fn find_file(
+    lua: &Lua,
+    archive: &Archive<'static>,
+    rel: &str,
+    display: &str,
+) -> mlua::Result<Result<Entry<'static>, MultiValue>> {
+    Ok(match find(lua, archive, rel, display)? {
+        Ok(e) if e.kind == EntryKind::Dir => {
+            Err(failure(lua, display, "Is a directory", libc::EISDIR)?)
+        }
+        other => other,
+    })
 }
 
 fn kind_name(kind: EntryKind) -> &'static str {
@@ -116,40 +145,13 @@ fn native_table(lua: &Lua, app: &App) -> mlua::Result<mlua::Table> {
         lua.create_function(|_, path: String| Ok(normalise(&path)))?,
     )?;
 
-    // Resolve `rel` (following symlinks) and report failures Lua-style.
-    fn find(
-        lua: &Lua,
-        archive: &Archive<'static>,
-        rel: &str,
-        display: &str,
-    ) -> mlua::Result<Result<Entry<'static>, MultiValue>> {
-        match archive.resolve(rel) {
-            Ok(Some(e)) => Ok(Ok(e)),
-            Ok(None) => Ok(Err(failure(
-                lua,
-                display,
-                "No such file or directory",
-                libc::ENOENT,
-            )?)),
-            Err(err) => Ok(Err(failure(
-                lua,
-                display,
-                &format!("corrupt archive entry: {err}"),
-                libc::EIO,
-            )?)),
-        }
-    }
-
     t.set(
         "open",
         lua.create_function(move |lua, (rel, display): (String, String)| {
-            let e = match find(lua, archive, &rel, &display)? {
+            let e = match find_file(lua, archive, &rel, &display)? {
                 Ok(e) => e,
-                Err(f) => return Ok(f),
+                Err(failed) => return Ok(failed),
             };
-            if e.kind == EntryKind::Dir {
-                return failure(lua, &display, "Is a directory", libc::EISDIR);
-            }
             let data = if e.method == method::STORED {
                 archive.raw_data(&e).map(stream::Data::Mapped)
             } else {
@@ -159,12 +161,7 @@ fn native_table(lua: &Lua, app: &App) -> mlua::Result<mlua::Table> {
             };
             match data {
                 Ok(data) => Ok(MultiValue::from_iter([stream::push(lua, data)?])),
-                Err(err) => failure(
-                    lua,
-                    &display,
-                    &format!("corrupt archive entry: {err}"),
-                    libc::EIO,
-                ),
+                Err(err) => corrupt(lua, &display, &err),
             }
         })?,
     )?;
@@ -172,23 +169,15 @@ fn native_table(lua: &Lua, app: &App) -> mlua::Result<mlua::Table> {
     t.set(
         "read",
         lua.create_function(move |lua, (rel, display): (String, String)| {
-            let e = match find(lua, archive, &rel, &display)? {
+            let e = match find_file(lua, archive, &rel, &display)? {
                 Ok(e) => e,
-                Err(f) => return Ok(f),
+                Err(failed) => return Ok(failed),
             };
-            if e.kind == EntryKind::Dir {
-                return failure(lua, &display, "Is a directory", libc::EISDIR);
-            }
             match archive.contents(&e, true) {
                 Ok(bytes) => Ok(MultiValue::from_iter([Value::String(
                     lua.create_string(&*bytes)?,
                 )])),
-                Err(err) => failure(
-                    lua,
-                    &display,
-                    &format!("corrupt archive entry: {err}"),
-                    libc::EIO,
-                ),
+                Err(err) => corrupt(lua, &display, &err),
             }
         })?,
     )?;
@@ -245,6 +234,36 @@ fn native_table(lua: &Lua, app: &App) -> mlua::Result<mlua::Table> {
                 }
             }
             Ok(MultiValue::from_iter([Value::Table(names)]))
+        })?,
+    )?;
+    // `wrapkit.extract`: a real path for an archive entry, from the exec-mode cache (the whole
+    // archive is materialised once per digest; docs/cache.md).
+    let exe = std::path::PathBuf::from(&app.root);
+    let tree: std::cell::OnceCell<std::path::PathBuf> = std::cell::OnceCell::new();
+    t.set(
+        "extract",
+        lua.create_function(move |lua, (rel, display): (String, String)| {
+            if let Err(f) = find(lua, archive, &rel, &display)? {
+                return Ok(f);
+            }
+            let root = match tree.get() {
+                Some(root) => root.clone(),
+                None => match crate::cache::materialise_from_env(archive, &exe) {
+                    Ok(root) => tree.get_or_init(|| root).clone(),
+                    Err(err) => {
+                        let msg = format!("cannot extract: {}", crate::cache::chain(&err));
+                        return failure(lua, &display, &msg, libc::EIO);
+                    }
+                },
+            };
+            let path = if rel.is_empty() {
+                root
+            } else {
+                root.join(&rel)
+            };
+            Ok(MultiValue::from_iter([Value::String(
+                lua.create_string(path.as_os_str().as_encoded_bytes())?,
+            )]))
         })?,
     )?;
     Ok(t)
