@@ -476,3 +476,39 @@ fn include_globs_select_files_and_keep_their_directories() {
     );
     assert!(!m.contains("b.txt") && !m.contains("docs"), "{m}");
 }
+
+#[test]
+fn more_than_65535_entries_use_zip64_and_still_read_everywhere() {
+    let app = App::new().file(
+        "main.lua",
+        "local w = require('wrapkit') print(#w.list('d/d7'), w.read('d/d69/f999.txt'))",
+    );
+    for d in 0..70 {
+        let dir = app.path().join(format!("d/d{d}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..1000 {
+            fs::write(dir.join(format!("f{f}.txt")), format!("{d}/{f}")).unwrap();
+        }
+    }
+    let packed = app.pack(&[]);
+    assert_eq!(packed.run(&[]).ok(), "1000\t69/999\n");
+    let bytes = packed.bytes();
+    let zip64_locator = [0x50, 0x4b, 0x06, 0x07];
+    assert!(
+        bytes[bytes.len() - 158 - 22 - 20..].starts_with(&zip64_locator),
+        "zip64 end records are written"
+    );
+    let py = Run::of(
+        Command::new("python3")
+            .arg("-c")
+            .arg("import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); print(len(z.namelist()), z.read('d/d3/f4.txt').decode())")
+            .arg(&packed.exe),
+    )
+    .ok();
+    assert_eq!(
+        py, "70074 3/4\n",
+        "70,000 files, 71 directories, main.lua and wrapkit's two entries"
+    );
+    let ok = Run::of(wrapkit().arg("verify").arg(&packed.exe)).ok();
+    assert!(ok.starts_with("ok: 70072 entries (70001 files"), "{ok}");
+}
