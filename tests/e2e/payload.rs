@@ -85,7 +85,7 @@ fn the_bare_stub_says_it_has_no_payload() {
     let bytes = packed.bytes();
     let start = start_of_payload(&bytes);
     let err = refuses(&packed, "bare", &bytes[..start], BAD_PAYLOAD);
-    assert!(err.contains("the wrapkit payload is gone"), "{err}");
+    assert!(err.contains("ends exactly where its ELF image ends"), "{err}");
 }
 
 #[test]
@@ -111,7 +111,7 @@ fn a_stripped_executable_explains_what_happened() {
     let bytes = std::fs::read(&stripped).unwrap();
     let err = refuses(&packed, "stripped", &bytes, BAD_PAYLOAD);
     assert!(
-        err.contains("the wrapkit payload is gone") && err.contains("`strip`"),
+        err.contains("ends exactly where its ELF image ends") && err.contains("`strip`"),
         "{err}"
     );
     assert!(

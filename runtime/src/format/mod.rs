@@ -101,7 +101,7 @@ pub enum FormatError {
     )]
     NoPayload { len: u64 },
     #[error(
-        "the wrapkit payload is gone: the file ({len} bytes) ends exactly where its ELF image ends, as `strip` and `objcopy` leave it (they drop data appended to an executable, and packaging tools strip by default)"
+        "no wrapkit payload: the file ({len} bytes) ends exactly where its ELF image ends, so it was never packed or its payload was stripped (`strip` and `objcopy` drop data appended to an executable, and packaging tools strip by default)"
     )]
     Stripped { len: u64 },
     #[error(
