@@ -193,7 +193,10 @@ fn verify_and_the_runtime_both_say_a_stripped_file_lost_its_payload() {
         "{err}"
     );
     let err = Run::of(&mut Command::new(&stripped)).fails_with(120);
-    assert!(err.contains("ends exactly where its ELF image ends"), "{err}");
+    assert!(
+        err.contains("ends exactly where its ELF image ends"),
+        "{err}"
+    );
 }
 
 #[test]

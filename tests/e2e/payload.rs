@@ -85,7 +85,10 @@ fn the_bare_stub_says_it_has_no_payload() {
     let bytes = packed.bytes();
     let start = start_of_payload(&bytes);
     let err = refuses(&packed, "bare", &bytes[..start], BAD_PAYLOAD);
-    assert!(err.contains("ends exactly where its ELF image ends"), "{err}");
+    assert!(
+        err.contains("ends exactly where its ELF image ends"),
+        "{err}"
+    );
 }
 
 #[test]
