@@ -766,3 +766,172 @@ fn pack_checks_the_exec_program_and_environment() {
     let cache = CacheDir::new();
     assert_eq!(field(&cache.run(&packed, &[]).ok(), "APP_MODE"), "flag");
 }
+
+#[test]
+fn lua_extract_gives_a_real_path_that_a_subprocess_can_use() {
+    let main = r#"
+local wrapkit = require("wrapkit")
+local probe = assert(wrapkit.extract("bin/probe"))
+local data = assert(wrapkit.extract(wrapkit.path("data.txt")))
+local p = assert(io.popen(probe .. " cat " .. data))
+io.write(p:read("a"))
+p:close()
+print(probe:sub(1, 1) == "/", wrapkit.extract("bin/probe") == probe)
+print(wrapkit.extract("missing"))
+"#;
+    let packed = probe_app("from the tree\n", "")
+        .file("main.lua", main)
+        .pack(&[]);
+    let cache = CacheDir::new();
+    let out = cache.run(&packed, &[]).ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "from the tree", "{out}");
+    assert_eq!(lines[1], "true\ttrue", "{out}");
+    assert!(
+        lines[2].starts_with("nil\t") && lines[2].contains("No such file"),
+        "{out}"
+    );
+    assert_eq!(cache.listing().len(), 3, "materialised once, with a marker");
+}
+
+/// Whether `bytes` is an ELF executable without a program interpreter (statically linked).
+fn is_static_elf(bytes: &[u8]) -> bool {
+    let u16_at = |o: usize| {
+        bytes
+            .get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let u32_at = |o: usize| {
+        bytes
+            .get(o..o + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+    };
+    let u64_at = |o: usize| {
+        bytes
+            .get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+    };
+    if !bytes.starts_with(b"\x7fELF\x02\x01") {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        return false;
+    };
+    (0..phnum as usize).all(|i| u32_at(phoff as usize + i * phentsize as usize) != Some(3))
+}
+
+#[test]
+fn the_busybox_example_runs_in_an_empty_chroot() {
+    let Some(busybox) = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| fs::read(p).is_ok_and(|b| is_static_elf(&b)))
+    else {
+        eprintln!("skipped: no static busybox (apt-get install busybox-static)");
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let app = work.path().join("app");
+    let status = Command::new("sh")
+        .arg(crate::support::example("busybox").join("prepare.sh"))
+        .arg(&app)
+        .env("BUSYBOX", busybox)
+        .status()
+        .unwrap();
+    assert!(status.success(), "prepare.sh failed");
+    let exe = work.path().join("hello-bb");
+    let run = Run::of(
+        crate::support::wrapkit()
+            .arg("pack")
+            .arg(&app)
+            .arg("-o")
+            .arg(&exe)
+            .arg("-q"),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let cache = CacheDir::new();
+    let out = Run::of(
+        Command::new(&exe)
+            .arg("hi")
+            .env("WRAPKIT_CACHE_DIR", cache.path()),
+    )
+    .ok();
+    assert!(out.contains("the 3 largest words"), "{out}");
+    assert!(
+        out.ends_with("materialise\nexecutable\nstarpack\nyou said: hi\n"),
+        "{out}"
+    );
+    if !is_root() {
+        eprintln!("skipped: the empty-chroot run needs root");
+        return;
+    }
+    let Some(chroot) = ["/usr/sbin/chroot", "/sbin/chroot", "/usr/bin/chroot"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        eprintln!("skipped: no chroot(8)");
+        return;
+    };
+    // Nothing in the chroot but the packed file: no /bin/sh, no /proc, no libc.
+    let jail = work.path().join("jail");
+    fs::create_dir(&jail).unwrap();
+    fs::copy(&exe, jail.join("hello-bb")).unwrap();
+    let run = Run::of(
+        Command::new(chroot)
+            .arg(&jail)
+            .arg("/hello-bb")
+            .arg("from the chroot")
+            .env_clear()
+            .env("WRAPKIT_CACHE_DIR", "/cache"),
+    );
+    let out = run.ok();
+    assert!(out.ends_with("you said: from the chroot\n"), "{out}");
+}
+
+/// The digest a packed file's tree is named after (from its trailer).
+fn digest_of(packed: &Packed) -> String {
+    let bytes = packed.bytes();
+    let trailer = String::from_utf8_lossy(&bytes[bytes.len() - 158..]).into_owned();
+    trailer.split("blake3=").nth(1).unwrap()[..64].to_owned()
+}
+
+#[test]
+fn a_tree_marker_or_temp_dir_planted_as_a_symlink_is_not_followed() {
+    let packed = probe_app("real\n", PROBE_TOML).pack(&[]);
+    let digest = digest_of(&packed);
+    let cache = CacheDir::new();
+    fs::create_dir_all(cache.bundles()).unwrap();
+    fs::set_permissions(cache.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::set_permissions(cache.bundles(), fs::Permissions::from_mode(0o700)).unwrap();
+    // A look-alike tree elsewhere, complete with a marker, reached through planted symlinks.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let fake = elsewhere.path().join("tree");
+    fs::create_dir_all(fake.join("bin")).unwrap();
+    fs::write(fake.join("bin/probe"), "#!/bin/sh\necho EVIL\n").unwrap();
+    fs::set_permissions(fake.join("bin/probe"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(fake.join("data.txt"), "fake\n").unwrap();
+    let marker = format!("wrapkit-bundle 1\ndigest {digest}\n");
+    fs::write(elsewhere.path().join("marker"), marker).unwrap();
+    let b = cache.bundles();
+    std::os::unix::fs::symlink(&fake, b.join(&digest)).unwrap();
+    std::os::unix::fs::symlink(
+        elsewhere.path().join("marker"),
+        b.join(format!("{digest}.ok")),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&fake, b.join(format!(".tmp-{digest}-1"))).unwrap();
+
+    let out = cache.run(&packed, &["cat", "/dev/null"]).ok();
+    assert!(!out.contains("EVIL"));
+    let root = b.join(&digest);
+    assert!(
+        fs::symlink_metadata(&root).unwrap().is_dir(),
+        "a real directory now"
+    );
+    assert_eq!(fs::read_to_string(root.join("data.txt")).unwrap(), "real\n");
+    // Nothing was written through the links.
+    assert_eq!(fs::read_to_string(fake.join("data.txt")).unwrap(), "fake\n");
+    assert!(!fake.join(".wrapkit").exists());
+    let field_root = field(&cache.run(&packed, &["env"]).ok(), "WRAPKIT_ROOT").to_owned();
+    assert_eq!(field_root, root.to_str().unwrap());
+}

@@ -181,6 +181,12 @@ function wrapkit.path(path)
   return root .. "/" .. rel
 end
 
+--- A real filesystem path for an archive entry (to hand to a subprocess or a library): the
+--- archive is materialised once into the exec-mode cache; or nil, message, errno.
+function wrapkit.extract(path)
+  return native.extract(module_path(path, "extract"))
+end
+
 package.loaded.wrapkit = wrapkit
 
 -- Run the entry script.
