@@ -342,7 +342,7 @@ fn prepare(e: &SourceEntry, compression: Compression) -> Result<PreparedEntry, P
         }
         EntryKind::File => {
             let contents = read_file(&e.source)?;
-            PreparedEntry::file(e.name.clone(), e.mode, &contents, compression)
+            PreparedEntry::file(e.name.clone(), e.mode, contents, compression)
         }
     })
 }

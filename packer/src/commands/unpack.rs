@@ -81,7 +81,9 @@ fn infer_compression(
             .archive
             .contents(e, true)
             .map_err(|s| opened.packed_error(s))?;
-        if PreparedEntry::file(String::new(), 0, &contents, Compression::Auto).method != e.method {
+        if PreparedEntry::file(String::new(), 0, contents.into_owned(), Compression::Auto).method
+            != e.method
+        {
             auto_fits = false;
             break;
         }

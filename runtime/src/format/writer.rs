@@ -18,7 +18,8 @@ use super::{EntryKind, FORMAT_VERSION, INDEX_NAME, MANIFEST_NAME, path};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compression {
     /// Deflate, but store whatever deflate shrinks by less than 10 % (already-compressed assets,
-    /// tiny files): stored entries are served straight from the mapping.
+    /// tiny files): stored entries are served straight from the mapping. Files over 256 KiB
+    /// whose first 256 KiB do not shrink by 10 % are stored without deflating the rest.
     #[default]
     Auto,
     /// Store everything.
@@ -26,6 +27,9 @@ pub enum Compression {
     /// Deflate everything.
     Deflate,
 }
+
+/// How much of a large file `Auto` deflates first to decide whether the rest is worth it.
+const PROBE_LEN: usize = 256 * 1024;
 
 /// Deflate level: 6 is zlib's default; see docs/benchmarks.md for the measurement behind it.
 pub const DEFLATE_LEVEL: u32 = 6;
@@ -44,17 +48,33 @@ pub struct PreparedEntry {
 
 impl PreparedEntry {
     /// A regular file; `mode` is the source's permission bits (normalised here).
-    pub fn file(name: String, source_mode: u32, contents: &[u8], compression: Compression) -> Self {
-        let crc32 = crc32fast::hash(contents);
+    pub fn file(
+        name: String,
+        source_mode: u32,
+        contents: Vec<u8>,
+        compression: Compression,
+    ) -> Self {
+        let crc32 = crc32fast::hash(&contents);
+        let size = contents.len() as u64;
         let (method, data) = match compression {
-            Compression::Store => (STORED, contents.to_vec()),
-            Compression::Deflate => (DEFLATE, method::deflate(contents, DEFLATE_LEVEL)),
+            Compression::Store => (STORED, contents),
+            Compression::Deflate => (DEFLATE, method::deflate(&contents, DEFLATE_LEVEL)),
             Compression::Auto => {
-                let z = method::deflate(contents, DEFLATE_LEVEL);
-                if (z.len() as u64) * 10 < (contents.len() as u64) * 9 {
-                    (DEFLATE, z)
+                // A large file whose first 256 KiB do not shrink is taken to be compressed
+                // already (media, archives): not worth deflating it all to find out.
+                let probe = &contents[..contents.len().min(PROBE_LEN)];
+                let worth_it = |z: &[u8], of: &[u8]| (z.len() as u64) * 10 < (of.len() as u64) * 9;
+                if contents.len() > PROBE_LEN
+                    && !worth_it(&method::deflate(probe, DEFLATE_LEVEL), probe)
+                {
+                    (STORED, contents)
                 } else {
-                    (STORED, contents.to_vec())
+                    let z = method::deflate(&contents, DEFLATE_LEVEL);
+                    if worth_it(&z, &contents) {
+                        (DEFLATE, z)
+                    } else {
+                        (STORED, contents)
+                    }
                 }
             }
         };
@@ -64,7 +84,7 @@ impl PreparedEntry {
             mode: super::normalised_mode(EntryKind::File, source_mode),
             method,
             crc32,
-            size: contents.len() as u64,
+            size,
             data,
         }
     }
@@ -235,5 +255,44 @@ fn reserved(name: &str, contents: Vec<u8>) -> PreparedEntry {
         crc32: crc32fast::hash(&contents),
         size: contents.len() as u64,
         data: contents,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(n: usize) -> Vec<u8> {
+        let mut x: u32 = 0x2545_f491;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn auto_stores_what_does_not_shrink_and_deflates_what_does() {
+        let method =
+            |data: Vec<u8>| PreparedEntry::file("f".into(), 0o644, data, Compression::Auto).method;
+        assert_eq!(method(b"tiny".to_vec()), STORED);
+        assert_eq!(method(b"text that repeats ".repeat(100_000)), DEFLATE);
+        assert_eq!(method(noise(100_000)), STORED);
+        assert_eq!(method(noise(2 << 20)), STORED, "judged by the probe");
+        let mut mixed = noise(PROBE_LEN);
+        mixed.extend(b"text that repeats ".repeat(500_000));
+        assert_eq!(method(mixed), STORED, "the probe decides for large files");
+    }
+
+    #[test]
+    fn prepared_files_keep_size_crc_and_normalised_mode() {
+        let e = PreparedEntry::file("f".into(), 0o4777, b"abc".to_vec(), Compression::Deflate);
+        assert_eq!(
+            (e.size, e.crc32, e.mode, e.method),
+            (3, crc32fast::hash(b"abc"), 0o755, DEFLATE)
+        );
     }
 }
