@@ -21,6 +21,8 @@ use crate::format::method;
 use crate::format::path::normalise;
 
 const PRELUDE: &str = include_str!("prelude.lua");
+/// The prelude precompiled by build.rs (empty when it could not be).
+const PRELUDE_BYTECODE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/prelude.luac"));
 
 /// What the host needs to run an app.
 pub struct App {
@@ -42,7 +44,18 @@ pub fn run(app: App) -> mlua::Result<u8> {
     // library, `debug` included, exactly as `lua script.lua` would.
     let lua = unsafe { Lua::unsafe_new_with(StdLib::ALL, LuaOptions::default()) };
     let native = native_table(&lua, &app)?;
-    let prelude = lua.load(PRELUDE).set_name("=[wrapkit]").into_function()?;
+    let precompiled = (!PRELUDE_BYTECODE.is_empty())
+        .then(|| {
+            lua.load(PRELUDE_BYTECODE)
+                .set_mode(mlua::chunk::ChunkMode::Binary)
+                .into_function()
+                .ok()
+        })
+        .flatten();
+    let prelude = match precompiled {
+        Some(f) => f,
+        None => lua.load(PRELUDE).set_name("=[wrapkit]").into_function()?,
+    };
     let args: MultiValue = app
         .args
         .iter()
