@@ -10,7 +10,7 @@ pub fn map_for_process(file: &File) -> io::Result<&'static [u8]> {
     if file.metadata()?.len() == 0 {
         return Ok(&[]);
     }
-    // SAFETY: the mapping is read-only and private. What memmap2 cannot promise is that nobody
+    // SAFETY: the mapping is read-only (shared, so pages come straight from the page cache). What memmap2 cannot promise is that nobody
     // changes the file underneath us; for the stub the file is its own running executable, which
     // the kernel refuses to open for writing (ETXTBSY), and replacing it by rename keeps our inode.
     // For the packer's readers a concurrent writer can at worst change the bytes we read, which

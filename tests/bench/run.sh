@@ -25,7 +25,7 @@ Sections (default: all, which is every section but `profile`):
   asset        100 MiB stored asset: peak RSS for none / read 1 MiB / read all
   compression  store vs deflate vs auto on a real text tree: size, pack time, read start-up
   callgrind    instruction counts (deterministic) of the start-up cases     (needs valgrind)
-  profile      where packed hello's instructions go, with a symbolised stub  (needs valgrind;
+  profile      where packed hello's instructions go, with a symbolised stub (needs valgrind;
                builds a second, unstripped stub into tests/bench/out/stub-sym, ~1 min once)
 
 Options:
@@ -172,12 +172,16 @@ hf_table() {
 # Peak RSS: GNU time if it works, else python3's getrusage(RUSAGE_CHILDREN).
 if [[ -x /usr/bin/time ]] && /usr/bin/time -f '%M' -o /dev/stdout true 2>/dev/null | grep -Eq '^[0-9]+$'; then
   RSS_TOOL="GNU time (/usr/bin/time -f '%M %R')"
+  RSS_FLOOR=0
   rss_sample() { # prints "maxrss_KiB minor_faults"
     /usr/bin/time -f '%M %R' -o "$W/rss.tmp" "$@" >/dev/null 2>&1 || die "failed: $*"
     tail -n 1 "$W/rss.tmp"
   }
 elif command -v python3 >/dev/null 2>&1; then
+  # ru_maxrss also spans the forked python before its execve, so this reads at least python's
+  # own RSS (about 14 MiB): good for big differences only. The /bin/true row shows the floor.
   RSS_TOOL="python3 resource.getrusage(RUSAGE_CHILDREN) (floor: python's own RSS, see /bin/true)"
+  RSS_FLOOR=1
   rss_sample() {
     python3 -c '
 import resource, subprocess, sys
@@ -188,7 +192,8 @@ u = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(u.ru_maxrss, u.ru_minflt)' "$@" || die "failed: $*"
   }
 else
-  die "peak RSS needs GNU time at /usr/bin/time (Debian package time) or python3"
+  RSS_TOOL="" RSS_FLOOR=0
+  rss_sample() { die "peak RSS needs GNU time at /usr/bin/time (Debian package time) or python3"; }
 fi
 # rss N CMD... -> sets RSS_MED (KiB), FLT_MED (minor faults), RSS_ALL (samples)
 rss() {
@@ -388,6 +393,7 @@ if want rss; then
   t_rss=$RSS_MED t_flt=$FLT_MED
   d=$(calc '%.0f' "$p_rss - $l_rss")
   v=$(stats le "$p_rss" $((l_rss + 1024)))
+  if ((RSS_FLOOR)); then v="n/a (python fallback: its floor hides the difference; install GNU time)"; fi
   target "peak RSS: packed hello − lua5.4 hello.lua" "$d KiB ($p_rss vs $l_rss KiB)" "≤ +1024 KiB" "$v"
   md "## 4. Peak RSS" "" "Median of $RSS_N runs each, measured with $RSS_TOOL." "" \
     "| command | peak RSS KiB (median) | minor faults (median) | samples KiB |" "|---|---:|---:|---|" \
@@ -493,8 +499,10 @@ EOF
     md "| $c | $s | $(calc '%.3f' "$s / $in_bytes") | $(calc '%.1f' "$(stats median-ms "$JSON/packtree" "pack $c")") |"
   done
   if command -v unzip >/dev/null 2>&1; then
-    stored=$(unzip -v "$W/tree-auto.bin" 2>/dev/null | grep -c ' Stored ' || true)
-    md "" "- auto stored $((stored - 2)) of $((nf + 1)) files (saving < 10 %) and deflated the rest (the 2 reserved .wrapkit entries are always stored)."
+    # File entries only: directories are stored zip entries too, and .wrapkit/ is always stored.
+    stored=$(unzip -v "$W/tree-auto.bin" 2>/dev/null |
+      awk '$2 == "Stored" && $NF !~ /\/$/ && $NF !~ /^\.wrapkit\// {n++} END {print n + 0}')
+    md "" "- auto stored $stored of $((nf + 1)) files (those that deflate would not shrink by 10 %) and deflated the rest."
   fi
   md "" "Start-up + reading $READ_FILES files:" ""
   hf_table readtree
@@ -561,11 +569,13 @@ if want profile; then
     [[ -n $n ]] || n=0
     md "| $label | \`$fn\` | $n | $(calc '%.1f %%' "100 * $n / $total") |"
   done <<'EOF'
-runtime main (everything after libc start-up)|wrapkit_runtime::stub::main
-new Lua state + standard libraries|mlua::state::Lua::unsafe_new_with
-compile the prelude (prelude.lua, every start)|mlua::chunk::Chunk::into_function
+runtime main (everything after libc start-up)|wrapkit_stub::main
+open the Lua standard libraries|luaL_requiref
+load the prelude (bytecode precompiled by build.rs, else source)|mlua::chunk::Chunk::into_function
+Lua bytecode loader (the prelude, when precompiled)|luaU_undump
+Lua parser (main.lua, and the prelude if not precompiled)|luaY_parser
 read main.lua from the archive (inflate + CRC)|wrapkit_runtime::archive::Archive::contents
-Lua parser, all chunks (prelude + main.lua)|luaY_parser
+close the Lua state at exit (lua_close, via Drop)|core::ptr::drop_in_place<mlua::state::Lua>
 static-PIE self-relocation|_dl_relocate_static_pie
 glibc tunables|__tunables_init
 sscanf (std reads /proc/self/maps for the main thread's stack guard)|__isoc99_sscanf
@@ -573,28 +583,6 @@ EOF
   ld=$(awk '/ld-linux/ {gsub(",", "", $1); s += $1} END {print s + 0}' "$OUT/profile-lua-self.txt")
   ltot=$(awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}' "$OUT/profile-lua-self.txt")
   md "" "- lua5.4 hello.lua: $ltot instructions, of which $ld ($(calc '%.0f %%' "100 * $ld / $ltot")) in ld-linux (dynamic loading and symbol relocation, which the static stub does not do)." ""
-  prelude=$ROOT/runtime/src/lua/prelude.lua
-  if [[ -f $prelude ]]; then
-    # What compiling the prelude costs, measured in stock lua5.4: read it, then hello with or
-    # without compiling it (the two scripts differ only by that load()).
-    for with in 0 1; do
-      {
-        echo 'local f = assert(io.open(arg[1], "rb")); local src = f:read("a"); f:close()'
-        ((with)) && echo 'assert(load(src, "=[wrapkit]"))'
-        echo 'print(("Hello, %s! (from %s, Lua %s)"):format("world", "hello", _VERSION:match("%d+%.%d+")))'
-      } >"$W/prelude$with.lua"
-    done
-    hf prelude "$ROUNDS" "$RUNS" "$WARM" \
-      "lua5.4: read prelude.lua, hello" "$(qcmd lua5.4 "$W/prelude0.lua" "$prelude")" \
-      "lua5.4: read and compile prelude.lua, hello" "$(qcmd lua5.4 "$W/prelude1.lua" "$prelude")"
-    read -r r lo hi < <(stats ratio "$JSON/prelude" "lua5.4: read and compile prelude.lua, hello" "lua5.4: read prelude.lua, hello")
-    d=$(calc '%.3f' "$(stats median-ms "$JSON/prelude" "lua5.4: read and compile prelude.lua, hello") - $(stats median-ms "$JSON/prelude" "lua5.4: read prelude.lua, hello")")
-    ir0=$(irefs lua5.4 "$W/prelude0.lua" "$prelude")
-    ir1=$(irefs lua5.4 "$W/prelude1.lua" "$prelude")
-    md "" "Cost of compiling \`runtime/src/lua/prelude.lua\` ($(wc -l <"$prelude") lines) from source, measured in stock lua5.4:" ""
-    hf_table prelude
-    md "" "- compiling it adds $d ms (ratio $r, per-round $lo–$hi) and $((ir1 - ir0)) instructions ($ir0 → $ir1)" ""
-  fi
 fi
 
 # --- summary -----------------------------------------------------------------------------------
@@ -603,7 +591,8 @@ fi
   echo "# wrapkit benchmark results"
   echo
   if rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null); then
-    git -C "$ROOT" diff --quiet HEAD 2>/dev/null || rev+=" + uncommitted changes"
+    git -C "$ROOT" diff --quiet HEAD -- . ':!tests/bench' ':!docs' 2>/dev/null ||
+      rev+=" + uncommitted changes"
   else
     rev="(not a git checkout)"
   fi

@@ -501,7 +501,7 @@ show(pcall(wk.list, 42))
             ),
         )
         .file("docs/a.txt", "AAA")
-        .file("docs/b.txt", "b".repeat(1000))
+        .file("docs/b.txt", "b".repeat(4000))
         .dir("docs/empty")
         .executable("bin/run.sh", "#!/bin/sh\necho hi\n");
     let packed = pack(
@@ -522,11 +522,11 @@ show(pcall(wk.list, 42))
 "a.txt,b.txt,empty" ""
 nil "docs/a.txt: Not a directory" 20
 nil "nowhere: No such file or directory" 2
-"AAA" 1000 "AAA"
+"AAA" 4000 "AAA"
 nil "docs: Is a directory" 21
 nil "docs/zzz.txt: No such file or directory" 2
 true true true false
-"file" 1000 420 true
+"file" 4000 420 true
 "file" 18 493
 "directory" "directory"
 nil "docs/zzz.txt: No such file or directory" 2

@@ -18,8 +18,9 @@ use super::{EntryKind, FORMAT_VERSION, INDEX_NAME, MANIFEST_NAME, path};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compression {
     /// Deflate, but store whatever deflate shrinks by less than 10 % (already-compressed assets,
-    /// tiny files): stored entries are served straight from the mapping. Files over 256 KiB
-    /// whose first 256 KiB do not shrink by 10 % are stored without deflating the rest.
+    /// tiny files): stored entries are served straight from the mapping. Files under 1 KiB are
+    /// always stored; files over 256 KiB whose first 256 KiB do not shrink by 10 % are stored
+    /// without deflating the rest.
     #[default]
     Auto,
     /// Store everything.
@@ -27,6 +28,10 @@ pub enum Compression {
     /// Deflate everything.
     Deflate,
 }
+
+/// Files smaller than this are stored by `Auto`: setting up an inflater costs a start more (about
+/// 60k instructions, measured in docs/benchmarks.md) than the few hundred bytes saved are worth.
+const MIN_DEFLATE_LEN: usize = 1024;
 
 /// How much of a large file `Auto` deflates first to decide whether the rest is worth it.
 const PROBE_LEN: usize = 256 * 1024;
@@ -60,13 +65,15 @@ impl PreparedEntry {
             Compression::Store => (STORED, contents),
             Compression::Deflate => (DEFLATE, method::deflate(&contents, DEFLATE_LEVEL)),
             Compression::Auto => {
-                // A large file whose first 256 KiB do not shrink is taken to be compressed
-                // already (media, archives): not worth deflating it all to find out.
+                // Tiny files are not worth an inflater; a large file whose first 256 KiB do
+                // not shrink is taken to be compressed already (media, archives): not worth
+                // deflating it all to find out.
                 let probe = &contents[..contents.len().min(PROBE_LEN)];
                 let worth_it = |z: &[u8], of: &[u8]| (z.len() as u64) * 10 < (of.len() as u64) * 9;
-                if contents.len() > PROBE_LEN
-                    && !worth_it(&method::deflate(probe, DEFLATE_LEVEL), probe)
-                {
+                let tiny = contents.len() < MIN_DEFLATE_LEN;
+                let incompressible = contents.len() > PROBE_LEN
+                    && !worth_it(&method::deflate(probe, DEFLATE_LEVEL), probe);
+                if tiny || incompressible {
                     (STORED, contents)
                 } else {
                     let z = method::deflate(&contents, DEFLATE_LEVEL);
@@ -279,6 +286,11 @@ mod tests {
         let method =
             |data: Vec<u8>| PreparedEntry::file("f".into(), 0o644, data, Compression::Auto).method;
         assert_eq!(method(b"tiny".to_vec()), STORED);
+        assert_eq!(
+            method(b"x".repeat(1000)),
+            STORED,
+            "under 1 KiB: not worth an inflater"
+        );
         assert_eq!(method(b"text that repeats ".repeat(100_000)), DEFLATE);
         assert_eq!(method(noise(100_000)), STORED);
         assert_eq!(method(noise(2 << 20)), STORED, "judged by the probe");
