@@ -1061,3 +1061,20 @@ Top 2 products by revenue:
         "report: bad.csv:2: unterminated quoted field\n"
     );
 }
+
+#[test]
+fn a_trailing_slash_after_a_file_is_not_a_directory() {
+    let app = App::new().file(
+        "main.lua",
+        "local w = require('wrapkit') print(io.open(w.root .. '/main.lua/')) print(w.stat('main.lua/')) print(#w.list('lib/'))",
+    )
+    .file("lib/x.lua", "");
+    let out = app.pack(&[]).run(&[]).ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("nil\t") && lines[0].ends_with("main.lua/: Not a directory\t20"),
+        "{out}"
+    );
+    assert_eq!(lines[1], "nil\tmain.lua/: Not a directory\t20", "{out}");
+    assert_eq!(lines[2], "1", "{out}");
+}

@@ -248,3 +248,65 @@ fn the_stub_does_not_contain_the_trailer_magic() {
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+#[test]
+fn a_multi_disk_archive_is_refused() {
+    let packed = big_app();
+    let mut bytes = packed.bytes();
+    let eocd = bytes.len() - TRAILER_LEN - 22;
+    bytes[eocd + 4] = 1; // "number of this disk"
+    let err = refuses(&packed, "disk", &bytes, BAD_PAYLOAD);
+    assert!(
+        err.contains("multi-disk archives are not supported"),
+        "{err}"
+    );
+}
+
+/// The app waits for a line on stdin, then reads from its archive: by then its file is gone.
+#[test]
+fn an_executable_deleted_while_running_keeps_reading_its_archive() {
+    use std::io::Write;
+    let packed = App::new()
+        .file(
+            "main.lua",
+            "io.read('l') local m = require('lib.late') print(m, require('wrapkit').read('data.txt'))",
+        )
+        .file("lib/late.lua", "return 'module'")
+        .file("data.txt", "data ".repeat(400))
+        .pack(&[]);
+    let mut child = Command::new(&packed.exe)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    std::fs::remove_file(&packed.exe).unwrap();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("module\t{}\n", "data ".repeat(400))
+    );
+}
+
+#[test]
+fn an_executable_run_from_a_memfd_works() {
+    let packed = App::new()
+        .file("main.lua", "print(require('lib.m'), arg[1])")
+        .file("lib/m.lua", "return 'from memfd'")
+        .pack(&[]);
+    let out = Run::of(
+        Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import os, sys\n\
+                 fd = os.memfd_create('packed', 0)\n\
+                 os.write(fd, open(sys.argv[1], 'rb').read())\n\
+                 os.execv(f'/proc/self/fd/{fd}', ['packed', 'arg1'])",
+            )
+            .arg(&packed.exe),
+    )
+    .ok();
+    assert_eq!(out, "from memfd\targ1\n");
+}

@@ -101,6 +101,13 @@ fn find(
     display: &str,
 ) -> mlua::Result<Result<Entry<'static>, MultiValue>> {
     match archive.resolve(rel) {
+        // `file/` names a directory that is not there, as on any filesystem.
+        Ok(Some(e)) if e.kind != EntryKind::Dir && display.ends_with('/') => Ok(Err(failure(
+            lua,
+            display,
+            "Not a directory",
+            libc::ENOTDIR,
+        )?)),
         Ok(Some(e)) => Ok(Ok(e)),
         Ok(None) => Ok(Err(failure(
             lua,
