@@ -71,6 +71,15 @@ struct Central<'a> {
     span: (u64, u64),
 }
 
+impl<'a> Central<'a> {
+    /// The entry's bytes as stored (its span is already known to lie inside the archive).
+    fn data(&self, archive: &Archive<'a>) -> Result<&'a [u8], FormatError> {
+        let start = self.span.1 - self.compressed_size;
+        zip::slice(archive.bytes(), start, self.compressed_size as usize)
+            .ok_or_else(|| FormatError::entry(self.name, "its data lies outside the file"))
+    }
+}
+
 pub fn validate<'a>(archive: &Archive<'a>) -> Result<Validated<'a>, FormatError> {
     let (cd_pos, cd_size) = archive.central_directory();
     let count = archive.zip_entries();
@@ -366,12 +375,7 @@ fn check_symlink(archive: &Archive<'_>, c: &Central<'_>) -> Result<(), FormatErr
             "a symlink must be stored and its target at most 4096 bytes",
         ));
     }
-    let data = zip::slice(
-        archive.bytes(),
-        c.span.1 - c.compressed_size,
-        c.compressed_size as usize,
-    )
-    .ok_or_else(|| FormatError::entry(c.name, "its target lies outside the file"))?;
+    let data = c.data(archive)?;
     let target = std::str::from_utf8(data)
         .map_err(|_| FormatError::entry(c.name, "its target is not UTF-8"))?;
     if target.is_empty() || target.chars().any(char::is_control) || target.contains('\\') {
@@ -397,13 +401,7 @@ fn check_reserved_data(archive: &Archive<'_>, c: &Central<'_>) -> Result<(), For
             "wrapkit's own entries must be stored",
         ));
     }
-    let data = zip::slice(
-        archive.bytes(),
-        c.span.1 - c.compressed_size,
-        c.compressed_size as usize,
-    )
-    .ok_or_else(|| FormatError::entry(c.name, "its data lies outside the file"))?;
-    method::check_crc(c.name, data, c.crc32)
+    method::check_crc(c.name, c.data(archive)?, c.crc32)
 }
 
 fn check_trailer(archive: &Archive<'_>, reserved: &HashMap<&str, u64>) -> Result<(), FormatError> {

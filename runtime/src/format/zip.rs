@@ -322,29 +322,11 @@ pub fn decode_local(bytes: &[u8], pos: u64) -> Result<LocalHeader<'_>, FormatErr
         return Err(bad("signature not found"));
     }
     let version_needed = r.u16().unwrap_or(0);
-    let truncated = || bad("truncated");
-    let flags = r.u16().ok_or_else(truncated)?;
-    let method = r.u16().ok_or_else(truncated)?;
-    let dos_time = r.u16().ok_or_else(truncated)?;
-    let dos_date = r.u16().ok_or_else(truncated)?;
-    let crc32 = r.u32().ok_or_else(truncated)?;
-    let csize32 = r.u32().ok_or_else(truncated)?;
-    let size32 = r.u32().ok_or_else(truncated)?;
-    let name_len = r.u16().ok_or_else(truncated)? as usize;
-    let extra_len = r.u16().ok_or_else(truncated)? as usize;
+    let (mut fields, name_len, extra_len) = read_fields(&mut r).ok_or_else(|| bad("truncated"))?;
     let var = slice(bytes, pos + LOCAL_LEN as u64, name_len + extra_len)
         .ok_or_else(|| bad("its name or extra field runs past the end of the file"))?;
     let (name, extra) = var.split_at(name_len);
-    let mut fields = HeaderFields {
-        flags,
-        method,
-        dos_time,
-        dos_date,
-        crc32,
-        compressed_size: csize32 as u64,
-        size: size32 as u64,
-    };
-    if csize32 == u32::MAX || size32 == u32::MAX {
+    if fields.compressed_size == U32_MAX || fields.size == U32_MAX {
         let z = find_extra(extra, ZIP64_EXTRA_ID)
             .ok_or_else(|| bad("sizes defer to a zip64 field that is missing"))?;
         let mut r = Reader::new(z);
@@ -385,15 +367,8 @@ pub fn decode_central(bytes: &[u8], pos: u64) -> Result<CentralHeader<'_>, Forma
     let truncated = || bad("truncated");
     let made_by = r.u16().ok_or_else(truncated)?;
     let version_needed = r.u16().ok_or_else(truncated)?;
-    let flags = r.u16().ok_or_else(truncated)?;
-    let method = r.u16().ok_or_else(truncated)?;
-    let dos_time = r.u16().ok_or_else(truncated)?;
-    let dos_date = r.u16().ok_or_else(truncated)?;
-    let crc32 = r.u32().ok_or_else(truncated)?;
-    let csize32 = r.u32().ok_or_else(truncated)?;
-    let size32 = r.u32().ok_or_else(truncated)?;
-    let name_len = r.u16().ok_or_else(truncated)? as usize;
-    let extra_len = r.u16().ok_or_else(truncated)? as usize;
+    let (mut fields, name_len, extra_len) = read_fields(&mut r).ok_or_else(truncated)?;
+    let (csize32, size32) = (fields.compressed_size, fields.size);
     let comment_len = r.u16().ok_or_else(truncated)? as usize;
     let disk_start = r.u16().ok_or_else(truncated)?;
     let _internal = r.u16().ok_or_else(truncated)?;
@@ -402,25 +377,16 @@ pub fn decode_central(bytes: &[u8], pos: u64) -> Result<CentralHeader<'_>, Forma
     let name = r.take(name_len).ok_or_else(truncated)?;
     let extra = r.take(extra_len).ok_or_else(truncated)?;
     r.take(comment_len).ok_or_else(truncated)?;
-    let mut fields = HeaderFields {
-        flags,
-        method,
-        dos_time,
-        dos_date,
-        crc32,
-        compressed_size: csize32 as u64,
-        size: size32 as u64,
-    };
     let mut offset = offset32 as u64;
-    if size32 == u32::MAX || csize32 == u32::MAX || offset32 == u32::MAX {
+    if size32 == U32_MAX || csize32 == U32_MAX || offset32 == u32::MAX {
         let z = find_extra(extra, ZIP64_EXTRA_ID)
             .ok_or_else(|| bad("values defer to a zip64 field that is missing"))?;
         let mut zr = Reader::new(z);
         let short = || bad("zip64 field too short");
-        if size32 == u32::MAX {
+        if size32 == U32_MAX {
             fields.size = zr.u64().ok_or_else(short)?;
         }
-        if csize32 == u32::MAX {
+        if csize32 == U32_MAX {
             fields.compressed_size = zr.u64().ok_or_else(short)?;
         }
         if offset32 == u32::MAX {
@@ -437,6 +403,21 @@ pub fn decode_central(bytes: &[u8], pos: u64) -> Result<CentralHeader<'_>, Forma
         offset,
         record_len: CENTRAL_LEN + name_len + extra_len + comment_len,
     })
+}
+
+/// The fields local and central headers share, from `flags` to the extra field's length, in
+/// that order; sizes as the 32-bit fields say (zip64 resolution is the caller's).
+fn read_fields(r: &mut Reader<'_>) -> Option<(HeaderFields, usize, usize)> {
+    let fields = HeaderFields {
+        flags: r.u16()?,
+        method: r.u16()?,
+        dos_time: r.u16()?,
+        dos_date: r.u16()?,
+        crc32: r.u32()?,
+        compressed_size: u64::from(r.u32()?),
+        size: u64::from(r.u32()?),
+    };
+    Some((fields, usize::from(r.u16()?), usize::from(r.u16()?)))
 }
 
 fn find_extra(mut extra: &[u8], id: u16) -> Option<&[u8]> {
