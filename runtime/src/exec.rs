@@ -185,9 +185,8 @@ impl Invocation {
     ///
     /// A plain `execve`: no `PATH` search and no `/bin/sh` fallback for files without a `#!`
     /// line (which `execvp`, and so `std::process::Command`, would do). The signal mask and
-    /// ignored signals (`nohup`) are inherited as they came to us, except `SIGPIPE`, which the
-    /// Rust runtime ignored at start-up and is reset to its default, as a program started
-    /// directly would have it.
+    /// ignored signals (`nohup`, an ignored `SIGPIPE`) are inherited exactly as they came to
+    /// us: the stub does not go through Rust's `lang_start`, which would ignore `SIGPIPE`.
     pub fn exec(&self) -> io::Error {
         let strings = (|| {
             let path = CString::new(self.path.as_os_str().as_bytes()).ok()?;
@@ -216,16 +215,10 @@ impl Invocation {
                 .collect()
         };
         let (argv_ptrs, envp_ptrs) = (null_terminated(&argv), null_terminated(&envp));
-        // SAFETY: setting a signal's disposition to SIG_DFL involves no handler of ours and no
-        // memory.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
         // SAFETY: `path` and every string the two pointer arrays point to are NUL-terminated
         // and alive until execve returns (it returns only on failure); both arrays end in NULL.
         unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
-        let err = io::Error::last_os_error();
-        // SAFETY: as above; back to what the Rust runtime set, since we keep running.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-        err
+        io::Error::last_os_error()
     }
 }
 

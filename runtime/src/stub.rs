@@ -5,7 +5,6 @@
 //! line naming the executable, then a `hint:`; each kind has its own exit code ([`crate::exit`]).
 
 use std::os::unix::ffi::OsStringExt;
-use std::process::ExitCode;
 
 use crate::archive::Archive;
 use crate::exit;
@@ -50,15 +49,15 @@ impl Failure {
 }
 
 /// Runs the packed app and returns the process exit code.
-pub fn main() -> ExitCode {
+pub fn main() -> u8 {
     match run() {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code,
         Err(f) => {
             eprintln!("error: {}", f.message);
             if let Some(hint) = f.hint {
                 eprintln!("hint: {hint}");
             }
-            ExitCode::from(f.code)
+            f.code
         }
     }
 }

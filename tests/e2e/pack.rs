@@ -512,3 +512,43 @@ fn more_than_65535_entries_use_zip64_and_still_read_everywhere() {
     let ok = Run::of(wrapkit().arg("verify").arg(&packed.exe)).ok();
     assert!(ok.starts_with("ok: 70072 entries (70001 files"), "{ok}");
 }
+
+/// Whether SIGPIPE (13) is in the SigIgn mask a program reports.
+fn sigpipe_ignored(status_line: &str) -> bool {
+    let mask =
+        u64::from_str_radix(status_line.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
+    mask & (1 << 12) != 0
+}
+
+#[test]
+fn signal_dispositions_are_the_callers_in_lua_and_exec_mode() {
+    let lua = App::new()
+        .file(
+            "main.lua",
+            "for l in io.lines('/proc/self/status') do if l:match('^SigIgn') then print(l) end end",
+        )
+        .pack(&[]);
+    let exec = App::new()
+        .executable("show.sh", "#!/bin/sh\ngrep '^SigIgn' /proc/self/status\n")
+        .pack(&["--exec", "show.sh"]);
+    let cache = tempfile::tempdir().unwrap();
+    for packed in [&lua, &exec] {
+        let direct = Run::of(packed.cmd().env("WRAPKIT_CACHE_DIR", cache.path())).ok();
+        assert!(
+            !sigpipe_ignored(&direct),
+            "SIGPIPE is not ignored unless the caller ignores it: {direct}"
+        );
+        let ignored = Run::of(
+            Command::new("sh")
+                .arg("-c")
+                .arg("trap '' PIPE; exec \"$0\"")
+                .arg(&packed.exe)
+                .env("WRAPKIT_CACHE_DIR", cache.path()),
+        )
+        .ok();
+        assert!(
+            sigpipe_ignored(&ignored),
+            "an ignored SIGPIPE stays ignored: {ignored}"
+        );
+    }
+}
