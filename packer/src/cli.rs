@@ -16,7 +16,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Pack DIR into one executable that runs its Lua entry script.
+    /// Pack DIR into one executable that runs its Lua script or a program it carries.
     Pack(PackArgs),
     /// List the files in a packed executable.
     Ls(LsArgs),

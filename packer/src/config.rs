@@ -50,7 +50,7 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum CompressionSetting {
-    /// Deflate what shrinks by 10 % or more, store the rest.
+    /// Deflate what shrinks by 10 % or more; store the rest, and files under 1 KiB.
     Auto,
     /// Store everything uncompressed (fastest start, largest file).
     Store,
