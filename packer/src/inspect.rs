@@ -55,6 +55,10 @@ impl Opened {
         })
     }
 
+    pub fn manifest(&self) -> Result<wrapkit_runtime::format::manifest::Manifest, PackError> {
+        self.archive.manifest().map_err(|s| self.packed_error(s))
+    }
+
     pub fn packed_error(&self, source: wrapkit_runtime::format::FormatError) -> PackError {
         PackError::Packed {
             path: self.path.clone(),

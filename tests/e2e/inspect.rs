@@ -4,7 +4,7 @@
 use std::fs;
 use std::process::Command;
 
-use crate::support::{App, Packed, Run, wrapkit};
+use crate::support::{App, Packed, Run, pack_cmd, wrapkit};
 
 fn sample() -> (App, Packed) {
     let app = App::new()
@@ -244,14 +244,7 @@ fn unpack_then_pack_gives_the_same_bytes() {
         let _ = fs::remove_dir_all(&dir);
         Run::of(wrapkit().arg("unpack").arg(&packed.exe).arg(&dir)).ok();
         let again = app.scratch().join("again");
-        Run::of(
-            wrapkit()
-                .args(["pack", "-q"])
-                .arg(&dir)
-                .arg("-o")
-                .arg(&again),
-        )
-        .ok();
+        Run::of(&mut pack_cmd(&dir, &again)).ok();
         assert!(
             fs::read(&again).unwrap() == packed.bytes(),
             "repack differs for {flags:?}"
@@ -260,27 +253,12 @@ fn unpack_then_pack_gives_the_same_bytes() {
     // A timestamp from SOURCE_DATE_EPOCH survives the round trip too.
     let (app, _) = sample();
     let dated = app.scratch().join("dated");
-    Run::of(
-        wrapkit()
-            .args(["pack", "-q"])
-            .arg(app.path())
-            .arg("-o")
-            .arg(&dated)
-            .env("SOURCE_DATE_EPOCH", "1700000000"),
-    )
-    .ok();
+    Run::of(pack_cmd(app.path(), &dated).env("SOURCE_DATE_EPOCH", "1700000000")).ok();
     let dir = app.scratch().join("unpacked-dated");
     Run::of(wrapkit().arg("unpack").arg(&dated).arg(&dir)).ok();
     let toml = fs::read_to_string(dir.join("wrapkit.toml")).unwrap();
     assert!(toml.contains("source-date-epoch = 1700000000"), "{toml}");
     let again = app.scratch().join("dated-again");
-    Run::of(
-        wrapkit()
-            .args(["pack", "-q"])
-            .arg(&dir)
-            .arg("-o")
-            .arg(&again),
-    )
-    .ok();
+    Run::of(&mut pack_cmd(&dir, &again)).ok();
     assert!(fs::read(&again).unwrap() == fs::read(&dated).unwrap());
 }

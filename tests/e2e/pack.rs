@@ -5,7 +5,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use crate::support::{App, Run, example, is_root, wrapkit};
+use crate::support::{App, Run, example, is_root, pack_cmd, wrapkit};
 
 fn hello() -> App {
     App::new().file("main.lua", "print('hello ' .. (arg[1] or 'world'))\n")
@@ -177,15 +177,7 @@ fn output_is_byte_identical_whatever_the_umask_tz_locale_order_and_mtimes() {
     let two = tree_variant(true, true);
     let a = one.scratch().join("a");
     let b = two.scratch().join("b");
-    let r1 = Run::of(
-        wrapkit()
-            .args(["pack", "-q"])
-            .arg(one.path())
-            .arg("-o")
-            .arg(&a)
-            .env("TZ", "UTC")
-            .env("LC_ALL", "C"),
-    );
+    let r1 = Run::of(pack_cmd(one.path(), &a).env("TZ", "UTC").env("LC_ALL", "C"));
     let r2 = Run::of(
         Command::new("sh")
             .arg("-c")
@@ -215,26 +207,12 @@ fn output_is_byte_identical_whatever_the_umask_tz_locale_order_and_mtimes() {
 fn source_date_epoch_sets_the_timestamps_and_is_validated() {
     let app = hello();
     let out = app.scratch().join("dated");
-    let run = Run::of(
-        wrapkit()
-            .args(["pack", "-q"])
-            .arg(app.path())
-            .arg("-o")
-            .arg(&out)
-            .env("SOURCE_DATE_EPOCH", "1700000000"),
-    );
+    let run = Run::of(pack_cmd(app.path(), &out).env("SOURCE_DATE_EPOCH", "1700000000"));
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let listing = Run::of(Command::new("unzip").arg("-l").arg(&out)).ok();
     assert!(listing.contains("2023-11-14 22:13"), "{listing}");
     // Before 1980 is clamped to zip's epoch rather than refused.
-    let run = Run::of(
-        wrapkit()
-            .args(["pack", "-q"])
-            .arg(app.path())
-            .arg("-o")
-            .arg(&out)
-            .env("SOURCE_DATE_EPOCH", "5"),
-    );
+    let run = Run::of(pack_cmd(app.path(), &out).env("SOURCE_DATE_EPOCH", "5"));
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
         Run::of(Command::new("unzip").arg("-l").arg(&out))
@@ -243,14 +221,7 @@ fn source_date_epoch_sets_the_timestamps_and_is_validated() {
     );
     let bad = app.pack_to(&out, &[]);
     assert_eq!(bad.code, Some(0));
-    let run = Run::of(
-        wrapkit()
-            .args(["pack", "-q"])
-            .arg(app.path())
-            .arg("-o")
-            .arg(&out)
-            .env("SOURCE_DATE_EPOCH", "yesterday"),
-    );
+    let run = Run::of(pack_cmd(app.path(), &out).env("SOURCE_DATE_EPOCH", "yesterday"));
     let err = run.fails_with(1);
     assert!(
         err.starts_with("error: SOURCE_DATE_EPOCH=`yesterday` is not a whole number"),
@@ -431,11 +402,7 @@ fn a_packed_executable_as_runtime_has_its_payload_replaced() {
     let second = App::new().file("main.lua", "print('second')");
     let b_path = second.scratch().join("b");
     let run = Run::of(
-        wrapkit()
-            .args(["pack", "-q"])
-            .arg(second.path())
-            .arg("-o")
-            .arg(&b_path)
+        pack_cmd(second.path(), &b_path)
             .arg("--runtime")
             .arg(&a.exe),
     );

@@ -183,3 +183,13 @@ unsafe extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
 }
+
+/// `wrapkit pack -q DIR -o OUT`, to add flags or environment to.
+pub fn pack_cmd(dir: impl AsRef<Path>, out: impl AsRef<Path>) -> Command {
+    let mut cmd = wrapkit();
+    cmd.args(["pack", "-q"])
+        .arg(dir.as_ref())
+        .arg("-o")
+        .arg(out.as_ref());
+    cmd
+}

@@ -43,10 +43,7 @@ struct PayloadFacts {
 pub(crate) fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let opened = inspect::open(&args.app)?;
     let validated = opened.validate()?;
-    let manifest = opened
-        .archive
-        .manifest()
-        .map_err(|s| opened.packed_error(s))?;
+    let manifest = opened.manifest()?;
     let stub = opened.archive.stub();
     let info = Info {
         file: args.app.display().to_string(),

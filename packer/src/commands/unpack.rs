@@ -17,10 +17,7 @@ use crate::{config, pack, stub};
 pub(crate) fn unpack(args: UnpackArgs) -> anyhow::Result<ExitCode> {
     let opened = inspect::open(&args.app)?;
     let validated = opened.validate()?;
-    let manifest = opened
-        .archive
-        .manifest()
-        .map_err(|s| opened.packed_error(s))?;
+    let manifest = opened.manifest()?;
     let compression = infer_compression(&opened, &validated.entries)?;
     let mtime = entry_mtime(&opened);
     let stats = extract_to(&args.app, &args.dir)?;
