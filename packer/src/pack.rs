@@ -1,7 +1,8 @@
 //! Packing: app directory in, executable out.
 //!
 //! Files are read and compressed in parallel (rayon) in batches, then written in name order, so
-//! the output is the same bytes whatever the thread timing. The executable is written to a
+//! the output is the same bytes whatever the thread timing. Files over 64 MiB are streamed
+//! instead (read twice, never held in memory), to the same bytes. The executable is written to a
 //! temporary file beside the output and renamed into place only when complete: an interrupted
 //! pack never leaves a half-written executable under the output's name.
 
@@ -15,7 +16,9 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use wrapkit_runtime::format::manifest::{Manifest, Run, StubInfo};
 use wrapkit_runtime::format::trailer::Trailer;
-use wrapkit_runtime::format::writer::{ArchiveWriter, Compression, Finished, PreparedEntry};
+use wrapkit_runtime::format::writer::{
+    ArchiveWriter, Compression, Finished, PreparedEntry, StreamError,
+};
 use wrapkit_runtime::format::{EntryKind, FORMAT_VERSION, path};
 
 use crate::config::Config;
@@ -26,6 +29,9 @@ use crate::walk::{self, Filter, SourceEntry};
 pub const DEFAULT_MTIME: i64 = 315_532_800;
 /// Batches hold at most this many bytes of input, bounding memory on large apps.
 const BATCH_BYTES: u64 = 64 << 20;
+/// Files larger than this are not held in memory: they are read twice and streamed (see
+/// `ArchiveWriter::add_streamed`), one at a time, to the same bytes.
+const STREAM_ABOVE: u64 = 64 << 20;
 const BATCH_FILES: usize = 4096;
 /// Show a progress bar only for packs that last longer than this.
 const PROGRESS_AFTER: Duration = Duration::from_millis(300);
@@ -138,12 +144,30 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport, PackError> {
         .sum();
     let progress = Progress::new(opts.progress, input_bytes);
     for batch in batches(&entries) {
-        let prepared: Vec<PreparedEntry> = batch
+        let streamed = |e: &SourceEntry| e.kind == EntryKind::File && e.size > STREAM_ABOVE;
+        let prepared: Vec<Option<PreparedEntry>> = batch
             .par_iter()
-            .map(|e| prepare(e, opts.compression))
+            .map(|e| {
+                (!streamed(e))
+                    .then(|| prepare(e, opts.compression))
+                    .transpose()
+            })
             .collect::<Result<_, _>>()?;
         for (e, p) in batch.iter().zip(&prepared) {
-            writer.add(p).map_err(write_err)?;
+            match p {
+                Some(p) => writer.add(p).map_err(write_err)?,
+                None => writer
+                    .add_streamed(e.name.clone(), e.mode, opts.compression, || {
+                        File::open(&e.source)
+                    })
+                    .map_err(|err| match err {
+                        StreamError::Source(source) => PackError::Read {
+                            path: e.source.clone(),
+                            source,
+                        },
+                        StreamError::Output(source) => write_err(source),
+                    })?,
+            }
             progress.advance(if e.kind == EntryKind::File { e.size } else { 0 });
         }
     }

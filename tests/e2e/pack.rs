@@ -519,3 +519,45 @@ fn signal_dispositions_are_the_callers_in_lua_and_exec_mode() {
         );
     }
 }
+
+#[test]
+fn a_file_over_64_mib_is_streamed_not_held_in_memory() {
+    let app = hello();
+    let asset = app.path().join("asset.bin");
+    let mut source = fs::File::open("/dev/urandom").unwrap();
+    let mut out = fs::File::create(&asset).unwrap();
+    std::io::copy(&mut std::io::Read::take(&mut source, 100 << 20), &mut out).unwrap();
+    drop(out);
+    let exe = app.scratch().join("big");
+    // Peak RSS of `wrapkit pack`, measured by a parent that only waits for it.
+    let rss_kib: u64 = Run::of(
+        Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import resource, subprocess, sys\n\
+                 subprocess.run(sys.argv[1:], check=True)\n\
+                 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)",
+            )
+            .arg(env!("CARGO_BIN_EXE_wrapkit"))
+            .args(["pack", "-q"])
+            .arg(app.path())
+            .arg("-o")
+            .arg(&exe),
+    )
+    .ok()
+    .trim()
+    .parse()
+    .unwrap();
+    assert!(
+        rss_kib < 60 << 10,
+        "packing a 100 MiB file peaked at {rss_kib} KiB"
+    );
+    let ok = Run::of(wrapkit().arg("verify").arg(&exe)).ok();
+    assert!(ok.starts_with("ok: 2 entries (2 files, 104857"), "{ok}");
+    let listing = Run::of(wrapkit().args(["ls", "--long"]).arg(&exe)).ok();
+    assert!(
+        listing.contains(" 104857600  104857600 stored  asset.bin"),
+        "{listing}"
+    );
+    assert_eq!(Run::of(&mut Command::new(&exe)).ok(), "hello world\n");
+}

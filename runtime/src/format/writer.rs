@@ -5,7 +5,7 @@
 //! manifest, the central directory and the trailer. Nothing depends on the clock, the umask or
 //! the machine: the same entries give the same bytes.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use super::index::{Entry, IndexBuilder};
 use super::manifest::Manifest;
@@ -35,6 +35,23 @@ const MIN_DEFLATE_LEN: usize = 1024;
 
 /// How much of a large file `Auto` deflates first to decide whether the rest is worth it.
 const PROBE_LEN: usize = 256 * 1024;
+
+/// Whether deflating `original` bytes down to `compressed` saves the 10 % `Auto` asks for.
+fn worth_deflating(compressed: u64, original: u64) -> bool {
+    compressed * 10 < original * 9
+}
+
+/// For `Auto`: a file over [`PROBE_LEN`] whose first `PROBE_LEN` bytes do not shrink is stored
+/// without deflating the rest. `start` is the beginning of the file (at least `PROBE_LEN`
+/// bytes of it when the file is longer).
+fn probe_says_store(start: &[u8]) -> bool {
+    let probe = &start[..start.len().min(PROBE_LEN)];
+    start.len() > PROBE_LEN
+        && !worth_deflating(
+            method::deflate(probe, DEFLATE_LEVEL).len() as u64,
+            probe.len() as u64,
+        )
+}
 
 /// Deflate level: 6 is zlib's default; see docs/benchmarks.md for the measurement behind it.
 pub const DEFLATE_LEVEL: u32 = 6;
@@ -68,16 +85,12 @@ impl PreparedEntry {
                 // Tiny files are not worth an inflater; a large file whose first 256 KiB do
                 // not shrink is taken to be compressed already (media, archives): not worth
                 // deflating it all to find out.
-                let probe = &contents[..contents.len().min(PROBE_LEN)];
-                let worth_it = |z: &[u8], of: &[u8]| (z.len() as u64) * 10 < (of.len() as u64) * 9;
                 let tiny = contents.len() < MIN_DEFLATE_LEN;
-                let incompressible = contents.len() > PROBE_LEN
-                    && !worth_it(&method::deflate(probe, DEFLATE_LEVEL), probe);
-                if tiny || incompressible {
+                if tiny || probe_says_store(&contents) {
                     (STORED, contents)
                 } else {
                     let z = method::deflate(&contents, DEFLATE_LEVEL);
-                    if worth_it(&z, &contents) {
+                    if worth_deflating(z.len() as u64, contents.len() as u64) {
                         (DEFLATE, z)
                     } else {
                         (STORED, contents)
@@ -93,6 +106,19 @@ impl PreparedEntry {
             crc32,
             size,
             data,
+        }
+    }
+
+    fn index_entry(&self, header_offset: u64) -> Entry<'_> {
+        Entry {
+            name: &self.name,
+            kind: self.kind,
+            method: self.method,
+            mode: self.mode,
+            crc32: self.crc32,
+            header_offset,
+            compressed_size: self.data.len() as u64,
+            size: self.size,
         }
     }
 
@@ -169,27 +195,57 @@ impl<W: Write> ArchiveWriter<W> {
 
     /// Writes one app entry. Its name must pass [`path::validate`] and not be reserved.
     pub fn add(&mut self, e: &PreparedEntry) -> io::Result<()> {
-        let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
-        path::validate(&e.name).map_err(|err| invalid(format!("`{}`: {err}", e.name)))?;
-        if path::is_reserved(&e.name) {
-            return Err(invalid(format!("`{}` is reserved for wrapkit", e.name)));
-        }
+        check_name(&e.name)?;
         let header_offset = self.write_entry(e)?;
-        self.index.push(&Entry {
-            name: &e.name,
-            kind: e.kind,
-            method: e.method,
-            mode: e.mode,
-            crc32: e.crc32,
-            header_offset,
-            compressed_size: e.data.len() as u64,
-            size: e.size,
-        });
+        self.index.push(&e.index_entry(header_offset));
+        Ok(())
+    }
+
+    /// Writes a file too large to hold in memory, reading it twice through `open`: once to learn
+    /// its size, CRC and how it will be stored, once to write it. The bytes are exactly those
+    /// [`PreparedEntry::file`] and [`add`](Self::add) would write for the same contents. A file
+    /// that changes between the two reads is an error.
+    pub fn add_streamed<R: Read>(
+        &mut self,
+        name: String,
+        source_mode: u32,
+        compression: Compression,
+        mut open: impl FnMut() -> io::Result<R>,
+    ) -> Result<(), StreamError> {
+        check_name(&name).map_err(StreamError::Output)?;
+        let plan = Plan::measure(open().map_err(StreamError::Source)?, compression)?;
+        let head = PreparedEntry {
+            name,
+            kind: EntryKind::File,
+            mode: super::normalised_mode(EntryKind::File, source_mode),
+            method: plan.method,
+            crc32: plan.crc32,
+            size: plan.size,
+            data: Vec::new(),
+        };
+        let header_offset = self.write_entry_with(&head, plan.compressed_size, |w| {
+            let source = open().map_err(StreamError::Source)?;
+            plan.write(source, &mut Emit(w))
+        })?;
+        let mut entry = head.index_entry(header_offset);
+        entry.compressed_size = plan.compressed_size;
+        self.index.push(&entry);
         Ok(())
     }
 
     /// Writes local header and data, queues the central record; returns the header's offset.
     fn write_entry(&mut self, e: &PreparedEntry) -> io::Result<u64> {
+        self.write_entry_with(e, e.data.len() as u64, |w| w.emit(&e.data))
+    }
+
+    /// As [`write_entry`](Self::write_entry), with the data written by `data`, which must write
+    /// exactly `compressed_size` bytes.
+    fn write_entry_with<E: From<io::Error>>(
+        &mut self,
+        e: &PreparedEntry,
+        compressed_size: u64,
+        data: impl FnOnce(&mut Self) -> Result<(), E>,
+    ) -> Result<u64, E> {
         let zip_name = match e.kind {
             EntryKind::Dir => format!("{}/", e.name),
             _ => e.name.clone(),
@@ -200,12 +256,23 @@ impl<W: Write> ArchiveWriter<W> {
             dos_time: self.dos.0,
             dos_date: self.dos.1,
             crc32: e.crc32,
-            compressed_size: e.data.len() as u64,
+            compressed_size,
             size: e.size,
         };
         let offset = self.pos;
         self.emit(&zip::encode_local(&zip_name, &fields))?;
-        self.emit(&e.data)?;
+        let data_start = self.pos;
+        data(self)?;
+        if self.pos - data_start != compressed_size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "`{}`: its data came out at a different length than measured",
+                    e.name
+                ),
+            )
+            .into());
+        }
         let dos_dir_bit = if e.kind == EntryKind::Dir { 0x10 } else { 0 };
         let attrs = ((e.kind.type_bits() | e.mode) << 16) | dos_dir_bit;
         self.central
@@ -253,6 +320,180 @@ impl<W: Write> ArchiveWriter<W> {
     }
 }
 
+fn check_name(name: &str) -> io::Result<()> {
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
+    path::validate(name).map_err(|err| invalid(format!("`{name}`: {err}")))?;
+    if path::is_reserved(name) {
+        return Err(invalid(format!("`{name}` is reserved for wrapkit")));
+    }
+    Ok(())
+}
+
+/// Why [`ArchiveWriter::add_streamed`] failed: reading the source, or writing the output.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("cannot read the file")]
+    Source(#[source] io::Error),
+    #[error("cannot write the output")]
+    Output(#[source] io::Error),
+}
+
+impl From<io::Error> for StreamError {
+    fn from(e: io::Error) -> Self {
+        StreamError::Output(e)
+    }
+}
+
+/// What the first read of a streamed file found.
+struct Plan {
+    size: u64,
+    crc32: u32,
+    method: u16,
+    compressed_size: u64,
+    compression_level: u32,
+}
+
+const CHUNK: usize = 1 << 20;
+
+impl Plan {
+    fn measure(mut source: impl Read, compression: Compression) -> Result<Self, StreamError> {
+        let mut crc = crc32fast::Hasher::new();
+        let mut size = 0u64;
+        let mut start = Vec::new();
+        let mut counter = match compression {
+            Compression::Store => None,
+            _ => Some(flate2::write::DeflateEncoder::new(
+                Count(0),
+                flate2::Compression::new(DEFLATE_LEVEL),
+            )),
+        };
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = read_some(&mut source, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            let chunk = &buf[..n];
+            crc.update(chunk);
+            size += n as u64;
+            if start.len() <= PROBE_LEN {
+                start.extend_from_slice(&chunk[..n.min(PROBE_LEN + 1 - start.len())]);
+                if compression == Compression::Auto
+                    && start.len() > PROBE_LEN
+                    && probe_says_store(&start)
+                {
+                    counter = None;
+                }
+            }
+            if let Some(enc) = counter.as_mut() {
+                enc.write_all(chunk).map_err(StreamError::Output)?;
+            }
+        }
+        let deflated = counter
+            .map(|enc| enc.finish().map(|c| c.0))
+            .transpose()
+            .map_err(StreamError::Output)?;
+        let method = match (compression, deflated) {
+            (Compression::Deflate, Some(_)) => DEFLATE,
+            (Compression::Auto, Some(z))
+                if size as usize >= MIN_DEFLATE_LEN && worth_deflating(z, size) =>
+            {
+                DEFLATE
+            }
+            _ => STORED,
+        };
+        Ok(Plan {
+            size,
+            crc32: crc.finalize(),
+            method,
+            compressed_size: if method == DEFLATE {
+                deflated.unwrap_or(size)
+            } else {
+                size
+            },
+            compression_level: DEFLATE_LEVEL,
+        })
+    }
+
+    /// The second read: writes the data as planned, checking the file did not change.
+    fn write(&self, source: impl Read, out: &mut impl Write) -> Result<(), StreamError> {
+        let (size, crc32) = if self.method == DEFLATE {
+            let mut encoder = flate2::write::DeflateEncoder::new(
+                out,
+                flate2::Compression::new(self.compression_level),
+            );
+            let read = copy_checksummed(source, &mut encoder)?;
+            encoder.finish()?;
+            read
+        } else {
+            copy_checksummed(source, out)?
+        };
+        if (size, crc32) != (self.size, self.crc32) {
+            return Err(StreamError::Source(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "it changed while it was being packed",
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Copies `source` to `out`; returns the bytes copied and their CRC-32.
+fn copy_checksummed(
+    mut source: impl Read,
+    out: &mut impl Write,
+) -> Result<(u64, u32), StreamError> {
+    let mut crc = crc32fast::Hasher::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = read_some(&mut source, &mut buf)?;
+        if n == 0 {
+            return Ok((size, crc.finalize()));
+        }
+        crc.update(&buf[..n]);
+        size += n as u64;
+        out.write_all(&buf[..n])?;
+    }
+}
+
+fn read_some(source: &mut impl Read, buf: &mut [u8]) -> Result<usize, StreamError> {
+    loop {
+        match source.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.map_err(StreamError::Source),
+        }
+    }
+}
+
+/// Counts bytes written to it.
+struct Count(u64);
+
+impl Write for Count {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes through an [`ArchiveWriter`], so the bytes are hashed and counted.
+struct Emit<'a, W: Write>(&'a mut ArchiveWriter<W>);
+
+impl<W: Write> Write for Emit<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.emit(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 fn reserved(name: &str, contents: Vec<u8>) -> PreparedEntry {
     PreparedEntry {
         name: name.to_owned(),
@@ -297,6 +538,77 @@ mod tests {
         let mut mixed = noise(PROBE_LEN);
         mixed.extend(b"text that repeats ".repeat(500_000));
         assert_eq!(method(mixed), STORED, "the probe decides for large files");
+    }
+
+    fn archive(add: impl FnOnce(&mut ArchiveWriter<Vec<u8>>)) -> Vec<u8> {
+        let mut w = ArchiveWriter::new(Vec::new(), 0, 0);
+        add(&mut w);
+        let manifest = Manifest {
+            format: FORMAT_VERSION,
+            name: "t".into(),
+            version: "0".into(),
+            packer: "test".into(),
+            stub: crate::format::manifest::StubInfo::of(b""),
+            run: crate::format::manifest::Run::Lua { entry: "f".into() },
+        };
+        w.finish(&manifest).unwrap().out
+    }
+
+    #[test]
+    fn streamed_files_are_written_exactly_as_prepared_ones() {
+        let mut mixed = noise(PROBE_LEN);
+        mixed.extend(b"text that repeats ".repeat(30_000));
+        let mut text_then_noise = b"text that repeats ".repeat(30_000);
+        text_then_noise.extend(noise(3 * CHUNK));
+        let cases = [
+            Vec::new(),
+            b"tiny".to_vec(),
+            b"text that repeats ".repeat(200_000),
+            noise(3 * CHUNK + 17),
+            mixed,
+            text_then_noise,
+        ];
+        for contents in cases {
+            for compression in [Compression::Auto, Compression::Store, Compression::Deflate] {
+                let prepared = archive(|w| {
+                    w.add(&PreparedEntry::file(
+                        "f".into(),
+                        0o755,
+                        contents.clone(),
+                        compression,
+                    ))
+                    .unwrap()
+                });
+                let streamed = archive(|w| {
+                    w.add_streamed("f".into(), 0o755, compression, || {
+                        Ok(std::io::Cursor::new(&contents))
+                    })
+                    .unwrap()
+                });
+                assert!(
+                    prepared == streamed,
+                    "{} bytes, {compression:?}",
+                    contents.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_that_changes_between_the_two_reads_is_an_error() {
+        let mut reads = 0;
+        let mut w = ArchiveWriter::new(Vec::new(), 0, 0);
+        let err = w
+            .add_streamed("f".into(), 0o644, Compression::Store, || {
+                reads += 1;
+                Ok(std::io::Cursor::new(if reads == 1 {
+                    b"one".to_vec()
+                } else {
+                    b"two".to_vec()
+                }))
+            })
+            .unwrap_err();
+        assert!(matches!(err, StreamError::Source(_)), "{err:?}");
     }
 
     #[test]
