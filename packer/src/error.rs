@@ -36,6 +36,8 @@ pub enum PackError {
         #[source]
         source: globset::Error,
     },
+    #[error("the output {} is a {kind}, not a file; refusing to replace it", path.display())]
+    OutputNotAFile { path: PathBuf, kind: &'static str },
     #[error("the output {} is inside the input directory {}", output.display(), input.display())]
     OutputInsideInput { output: PathBuf, input: PathBuf },
     #[error("{}: the name is not valid UTF-8", path.display())]
@@ -113,7 +115,17 @@ impl PackError {
                 ..
             } => "pack the app again; packaging tools strip binaries by default, so exclude this file from stripping".into(),
             PackError::NoSuchEntry { path, .. } => format!("`wrapkit ls {}` lists what it holds", path.display()),
-            PackError::Extract { .. } => "extract into a new or empty directory".into(),
+            PackError::Extract {
+                source: wrapkit_runtime::extract::ExtractError::BadTarget { .. },
+                ..
+            } => "extract into a new or empty directory that is not a symlink".into(),
+            PackError::Extract {
+                source: wrapkit_runtime::extract::ExtractError::Format(_),
+                ..
+            } => "the file is corrupt; `wrapkit verify` shows where".into(),
+            PackError::OutputNotAFile { .. } => {
+                "name a new file, or an existing regular file to replace, with `-o`".into()
+            }
             PackError::BadExec { .. } => {
                 "`exec = [\"bin/app\", \"--flag\"]` in wrapkit.toml (or `--exec`) names an executable file inside the app directory".into()
             }

@@ -114,6 +114,7 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport, PackError> {
     if output.starts_with(&input) {
         return Err(PackError::OutputInsideInput { output, input });
     }
+    check_output(&output)?;
     let mtime = source_date_epoch()?.unwrap_or(opts.mtime);
     let filter = Filter::new(&opts.include, &opts.exclude)?;
     let entries = walk::walk(&input, &filter, opts.follow_symlinks)?;
@@ -211,6 +212,34 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport, PackError> {
         total_bytes,
         trailer,
         elapsed: started.elapsed(),
+    })
+}
+
+/// The output is written beside its name and renamed over it: right for a regular file (or
+/// nothing), never for a directory, FIFO, socket or device, which would be replaced by a file
+/// (as root, `-o /dev/null` would replace the system's). A symlink is replaced, never followed.
+fn check_output(output: &Path) -> Result<(), PackError> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::symlink_metadata(output) else {
+        return Ok(());
+    };
+    let ft = meta.file_type();
+    let kind = if ft.is_file() || ft.is_symlink() {
+        return Ok(());
+    } else if ft.is_dir() {
+        "directory"
+    } else if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    };
+    Err(PackError::OutputNotAFile {
+        path: output.to_path_buf(),
+        kind,
     })
 }
 

@@ -245,8 +245,8 @@ pub fn expand(template: &str, root: &str, exe: &str) -> String {
 }
 
 fn on_noexec(path: &Path) -> bool {
-    std::fs::File::open(path)
-        .and_then(|f| crate::cache::is_noexec(&f))
+    crate::beneath::Dir::open(path)
+        .and_then(|d| d.is_noexec())
         .unwrap_or(false)
 }
 

@@ -1,22 +1,27 @@
 //! Writing a validated archive out to a directory, safely and in parallel.
 //!
-//! The target must be an existing, empty directory that is not a symlink. Directories are created
-//! first (parents before children), then files are written by a pool of threads, then symlinks
-//! last, so no write ever goes through a link: files are opened with `O_CREAT | O_EXCL |
-//! O_NOFOLLOW`, directories with `mkdir`, which never follow a final symlink either. Modes are
+//! The target must be an existing, empty directory that is not a symlink (also when written
+//! `link/` or `link/.`). It is opened once; every name is then created relative to that handle
+//! with no symlink followed in any component ([`crate::beneath::Dir`]): a directory swapped for
+//! a symlink while we extract, by whoever can write in the target, redirects nothing, it only
+//! makes the extraction fail. Directories are created first (parents before children), then
+//! files are written by a pool of threads (`O_CREAT | O_EXCL`), then symlinks last. Modes are
 //! normalised (files 0644 or 0755, directories 0755; setuid, setgid, sticky and world-write bits
 //! never reach the disk). Inflation stops at each entry's declared size and checks its CRC; a
 //! file that fails is removed. Only [`crate::validate::validate`]d archives are accepted, so
 //! names cannot climb out of the target.
 
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::archive::Archive;
+use crate::beneath::Dir;
 use crate::format::index::Entry;
 use crate::format::method::{self, CopyError};
 use crate::format::{EntryKind, FormatError, normalised_mode};
@@ -71,20 +76,41 @@ impl ExtractError {
     }
 }
 
-/// Extracts every entry of `validated` into `target`.
+/// Extracts every entry of `validated` into the empty directory `target`.
 pub fn extract(
     archive: &Archive<'_>,
     validated: &Validated<'_>,
     target: &Path,
     opts: &ExtractOptions,
 ) -> Result<ExtractStats, ExtractError> {
-    check_target(target)?;
+    let bad = || ExtractError::BadTarget {
+        path: target.to_path_buf(),
+    };
+    let dir = Dir::open(target).map_err(|_| bad())?;
+    if !dir.entries().map_err(|_| bad())?.is_empty() {
+        return Err(bad());
+    }
+    extract_into(archive, validated, &dir, target, opts)
+}
+
+/// Extracts every entry of `validated` into the open, empty directory `dir`; `shown` is its
+/// path, for messages.
+pub fn extract_into(
+    archive: &Archive<'_>,
+    validated: &Validated<'_>,
+    dir: &Dir,
+    shown: &Path,
+    opts: &ExtractOptions,
+) -> Result<ExtractStats, ExtractError> {
+    let target = Target { dir, shown };
     let mut stats = ExtractStats::default();
     let (mut files, mut links) = (Vec::new(), Vec::new());
+    let mut made = std::collections::HashSet::new();
     for e in &validated.entries {
         match e.kind {
             EntryKind::Dir => {
-                create_dir(target, e.name)?;
+                target.create_dir(e.name)?;
+                made.insert(e.name);
                 stats.dirs += 1;
             }
             EntryKind::File => files.push(e),
@@ -94,58 +120,59 @@ pub fn extract(
     // Parents the archive did not list (zips from other tools often omit them).
     for e in files.iter().chain(&links) {
         let parent = crate::format::path::parent(e.name);
-        if !parent.is_empty() && !target.join(parent).is_dir() {
-            let mut built = String::new();
-            for c in parent.split('/') {
-                if !built.is_empty() {
-                    built.push('/');
-                }
-                built.push_str(c);
-                if !target.join(&built).is_dir() {
-                    create_dir(target, &built)?;
-                    stats.dirs += 1;
-                }
+        if parent.is_empty() || made.contains(parent) {
+            continue;
+        }
+        let mut end = 0;
+        for c in parent.split('/') {
+            end += c.len();
+            let prefix = &parent[..end];
+            if made.insert(prefix) {
+                target.create_dir(prefix)?;
+                stats.dirs += 1;
             }
+            end += 1;
         }
     }
 
-    stats.bytes = write_files(archive, &files, target, opts)?;
+    stats.bytes = write_files(archive, &files, &target, opts)?;
     stats.files = files.len() as u64;
     for e in &links {
         let link_target = archive.contents(e, true)?;
-        let link_target = String::from_utf8_lossy(&link_target).into_owned();
-        let path = target.join(e.name);
-        std::os::unix::fs::symlink(&link_target, &path)
-            .map_err(|source| ExtractError::Create { path, source })?;
+        target
+            .dir
+            .symlink(e.name, OsStr::from_bytes(&link_target))
+            .map_err(|source| ExtractError::Create {
+                path: target.path(e.name),
+                source,
+            })?;
         stats.symlinks += 1;
     }
     if opts.fsync {
-        sync_dirs(target, validated)?;
+        sync_dirs(&target, validated)?;
     }
     Ok(stats)
 }
 
-fn check_target(target: &Path) -> Result<(), ExtractError> {
-    let bad = || ExtractError::BadTarget {
-        path: target.to_path_buf(),
-    };
-    let meta = fs::symlink_metadata(target).map_err(|_| bad())?;
-    if !meta.is_dir() {
-        return Err(bad());
-    }
-    let mut listing = fs::read_dir(target).map_err(|_| bad())?;
-    if listing.next().is_some() {
-        return Err(bad());
-    }
-    Ok(())
+/// Where we extract to: the handle, and its path for messages.
+struct Target<'a> {
+    dir: &'a Dir,
+    shown: &'a Path,
 }
 
-fn create_dir(target: &Path, name: &str) -> Result<(), ExtractError> {
-    let path = target.join(name);
-    fs::DirBuilder::new()
-        .mode(0o755)
-        .create(&path)
-        .map_err(|source| ExtractError::Create { path, source })
+impl Target<'_> {
+    fn path(&self, name: &str) -> PathBuf {
+        self.shown.join(name)
+    }
+
+    fn create_dir(&self, name: &str) -> Result<(), ExtractError> {
+        self.dir
+            .create_dir(name, 0o755)
+            .map_err(|source| ExtractError::Create {
+                path: self.path(name),
+                source,
+            })
+    }
 }
 
 /// Writes files with a pool of threads pulling from a shared counter; the first error stops
@@ -153,7 +180,7 @@ fn create_dir(target: &Path, name: &str) -> Result<(), ExtractError> {
 fn write_files(
     archive: &Archive<'_>,
     files: &[&Entry<'_>],
-    target: &Path,
+    target: &Target<'_>,
     opts: &ExtractOptions,
 ) -> Result<u64, ExtractError> {
     let threads = match opts.threads {
@@ -196,29 +223,28 @@ fn write_files(
 fn write_file(
     archive: &Archive<'_>,
     e: &Entry<'_>,
-    target: &Path,
+    target: &Target<'_>,
     fsync: bool,
 ) -> Result<u64, ExtractError> {
-    let path = target.join(e.name);
     let raw = archive.raw_data(e)?;
     let mode = normalised_mode(EntryKind::File, e.mode);
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
+    let file = target
+        .dir
+        .create_file(e.name, mode)
         .map_err(|source| ExtractError::Create {
-            path: path.clone(),
+            path: target.path(e.name),
             source,
         })?;
     let result = fill(&file, e, raw, mode, fsync);
     if result.is_err() {
-        let _ = fs::remove_file(&path);
+        let _ = target.dir.remove_file(e.name);
     }
     result.map_err(|err| match err {
         CopyError::Format(f) => ExtractError::Format(f),
-        CopyError::Write(source) => ExtractError::Write { path, source },
+        CopyError::Write(source) => ExtractError::Write {
+            path: target.path(e.name),
+            source,
+        },
     })?;
     Ok(e.size)
 }
@@ -236,16 +262,24 @@ fn fill(file: &File, e: &Entry<'_>, raw: &[u8], mode: u32, fsync: bool) -> Resul
     Ok(())
 }
 
-fn sync_dirs(target: &Path, validated: &Validated<'_>) -> Result<(), ExtractError> {
-    let dirs = validated
+fn sync_dirs(target: &Target<'_>, validated: &Validated<'_>) -> Result<(), ExtractError> {
+    target.dir.sync().map_err(|source| ExtractError::Write {
+        path: target.shown.to_path_buf(),
+        source,
+    })?;
+    for e in validated
         .entries
         .iter()
         .filter(|e| e.kind == EntryKind::Dir)
-        .map(|e| target.join(e.name));
-    for dir in std::iter::once(target.to_path_buf()).chain(dirs) {
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|source| ExtractError::Write { path: dir, source })?;
+    {
+        target
+            .dir
+            .open_dir(e.name)
+            .and_then(|d| d.sync())
+            .map_err(|source| ExtractError::Write {
+                path: target.path(e.name),
+                source,
+            })?;
     }
     Ok(())
 }

@@ -20,7 +20,9 @@
 //! `cache::sys` (the cache's `flock`, `fstatvfs`, `renameat2`, `syncfs` and `fstatat` calls).
 
 pub mod archive;
+pub mod beneath;
 pub mod cache;
+pub mod environ;
 pub mod exec;
 pub mod exit;
 pub mod extract;

@@ -20,7 +20,7 @@ pub(crate) fn unpack(args: UnpackArgs) -> anyhow::Result<ExitCode> {
     let manifest = opened.manifest()?;
     let compression = infer_compression(&opened, &validated.entries)?;
     let mtime = entry_mtime(&opened);
-    let stats = extract_to(&args.app, &args.dir)?;
+    let (target, stats) = extract_to(&args.app, &args.dir)?;
 
     let mut toml = String::new();
     let _ = writeln!(
@@ -50,8 +50,13 @@ pub(crate) fn unpack(args: UnpackArgs) -> anyhow::Result<ExitCode> {
     if mtime != pack::DEFAULT_MTIME {
         let _ = writeln!(toml, "source-date-epoch = {mtime}");
     }
+    // Through the extracted tree's handle, creating a new file: an archive entry of the same
+    // name (a symlink to some file of the user's, say) is never written through.
     let path = args.dir.join(config::FILE_NAME);
-    std::fs::write(&path, toml).map_err(|source| PackError::Write { path, source })?;
+    target
+        .create_file(config::FILE_NAME, 0o644)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, toml.as_bytes()))
+        .map_err(|source| PackError::Write { path, source })?;
     eprintln!("unpacked {} files into {}", stats.files, args.dir.display());
     if StubInfo::of(stub::BUILT_IN) != manifest.stub {
         eprintln!(

@@ -14,25 +14,30 @@
 //! marker (temp file, `fsync`, rename). Whatever point a fill is killed at, the next start finds
 //! no marker and starts again; it never uses a partial tree.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::File;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use rustix::fs::{FileType, OFlags, Timestamps};
+
 use super::lock::Lock;
 use super::marker::{self, Marker};
-use super::{Cache, CacheError, Trace, sys};
+use super::{Cache, CacheError, Trace};
 use crate::archive::Archive;
-use crate::extract::{self, ExtractError, ExtractOptions, ExtractStats};
+use crate::beneath::Dir;
+use crate::extract::{self, ExtractOptions, ExtractStats};
 use crate::format::index::{Entry, IndexBuilder};
 use crate::format::trailer::hex;
-use crate::format::{EntryKind, RESERVED_DIR, normalised_mode, path};
+use crate::format::{EntryKind, INDEX_NAME, MANIFEST_NAME, RESERVED_DIR, normalised_mode, path};
 use crate::validate;
 
 /// The marker's mtime is refreshed when it is older than this, so "last used" is accurate to a
 /// day without a write on every start.
 const TOUCH_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// A marker is a few lines; anything larger is not one of ours.
+pub(super) const MARKER_LIMIT: u64 = 64 * 1024;
 
 /// A tree ready to use.
 #[derive(Debug)]
@@ -97,24 +102,24 @@ impl Cache {
             Err(why) => trace.say(|| format!("tree {} not usable: {why}", tree.display())),
         }
 
-        let lock_path = self.lock_path(&digest);
+        let lock_name = Cache::lock_name(&digest);
         let lock_err = |source| CacheError::Io {
             what: "lock",
-            path: lock_path.clone(),
+            path: self.bundles_path.join(&lock_name),
             source,
         };
         let mut waited = false;
-        let lock = match Lock::acquire(&lock_path, false).map_err(lock_err)? {
+        let lock = match Lock::acquire(&self.bundles, &lock_name, false).map_err(lock_err)? {
             Some(lock) => lock,
             None => {
                 trace.say(|| "another process holds the lock; waiting".into());
                 waited = true;
-                Lock::acquire(&lock_path, true)
+                Lock::acquire(&self.bundles, &lock_name, true)
                     .map_err(lock_err)?
                     .expect("a blocking lock always returns one")
             }
         };
-        trace.say(|| format!("locked {}", lock_path.display()));
+        trace.say(|| format!("locked {lock_name}"));
         let why = match self.check(archive, &digest, &tree, exe, trace) {
             Ok(()) => {
                 return Ok(Materialised {
@@ -129,7 +134,7 @@ impl Cache {
             Err(why) => why,
         };
         let repaired = match why {
-            Incomplete::NoMarker | Incomplete::NoTree if fs::symlink_metadata(&tree).is_err() => {
+            Incomplete::NoMarker | Incomplete::NoTree if self.bundles.stat(&digest).is_err() => {
                 None
             }
             why => Some(why.to_string()),
@@ -152,35 +157,19 @@ impl Cache {
         exe: &Path,
         trace: &Trace,
     ) -> Result<(), Incomplete> {
-        let marker_path = self.marker_path(digest);
-        let mut file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&marker_path)
-        {
-            Ok(f) => f,
-            Err(_) => return Err(Incomplete::NoMarker),
-        };
-        let mut text = String::new();
-        let marker = file
-            .read_to_string(&mut text)
-            .ok()
-            .and_then(|_| Marker::decode(&text))
-            .filter(|m| m.digest == digest)
-            .ok_or(Incomplete::BadMarker)?;
-        let dir = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(tree)
+        let marker_name = Cache::marker_name(digest);
+        let (file, marker) = self.read_marker(&marker_name, digest)?;
+        let dir = self
+            .bundles
+            .open_dir(digest)
             .map_err(|_| Incomplete::NoTree)?;
         let index = archive.index();
-        let mut buf = Vec::with_capacity(256);
         for i in 0..index.len() {
             let e = index.get(i).map_err(|err| Incomplete::Entry {
                 name: format!("index record {i}"),
                 problem: err.to_string(),
             })?;
-            check_entry(&dir, &e, &mut buf).map_err(|problem| Incomplete::Entry {
+            check_entry(&dir, &e).map_err(|problem| Incomplete::Entry {
                 name: e.name.to_owned(),
                 problem,
             })?;
@@ -192,13 +181,35 @@ impl Cache {
                 index.len()
             )
         });
-        self.note_use(&file, &marker, exe, &marker_path);
+        self.note_use(&file, &marker, exe, &marker_name);
         Ok(())
+    }
+
+    /// The marker `name`, if it is a regular file holding a marker for `digest`. Never blocks
+    /// (a FIFO planted there is "no marker") and never follows a link.
+    pub(super) fn read_marker(
+        &self,
+        name: &str,
+        digest: &str,
+    ) -> Result<(File, Marker), Incomplete> {
+        let file = self
+            .bundles
+            .open_file(name)
+            .map_err(|_| Incomplete::NoMarker)?;
+        let mut text = Vec::new();
+        io::Read::read_to_end(&mut io::Read::take(&file, MARKER_LIMIT), &mut text)
+            .map_err(|_| Incomplete::BadMarker)?;
+        let marker = std::str::from_utf8(&text)
+            .ok()
+            .and_then(Marker::decode)
+            .filter(|m| m.digest == digest)
+            .ok_or(Incomplete::BadMarker)?;
+        Ok((file, marker))
     }
 
     /// Keeps the marker's "last used" time and list of executables current, cheaply and
     /// best-effort (a read-only cache still runs).
-    fn note_use(&self, file: &File, marker: &Marker, exe: &Path, marker_path: &Path) {
+    fn note_use(&self, file: &File, marker: &Marker, exe: &Path, marker_name: &str) {
         let stale = file
             .metadata()
             .and_then(|m| m.modified())
@@ -206,15 +217,24 @@ impl Cache {
             .and_then(|t| SystemTime::now().duration_since(t).ok())
             .is_some_and(|age| age > TOUCH_AFTER);
         if stale {
-            let _ = sys::touch(file);
+            let now = Timestamps {
+                last_access: rustix::fs::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: rustix::fs::UTIME_NOW,
+                },
+                last_modification: rustix::fs::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: rustix::fs::UTIME_NOW,
+                },
+            };
+            let _ = rustix::fs::futimens(file, &now);
         }
         if marker.exes.len() < marker::MAX_EXES
             && !marker.exes.iter().any(|p| p == exe)
             && let Some(line) = marker::exe_line(exe)
-            && let Ok(mut f) = OpenOptions::new()
-                .append(true)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(marker_path)
+            && let Ok(mut f) =
+                self.bundles
+                    .open_regular(marker_name, OFlags::WRONLY | OFlags::APPEND, 0)
         {
             // One small O_APPEND write: concurrent appenders never interleave within it.
             let _ = f.write_all(line.as_bytes());
@@ -231,22 +251,21 @@ impl Cache {
         trace: &Trace,
     ) -> Result<ExtractStats, CacheError> {
         let bundles = &self.bundles;
-        let io_err = |what: &'static str, path: &Path| {
-            let path = path.to_path_buf();
+        let io_err = |what: &'static str, name: &str| {
+            let path = self.bundles_path.join(name);
             move |source| CacheError::Io { what, path, source }
         };
-        let marker_path = self.marker_path(digest);
-        match fs::remove_file(&marker_path) {
+        let marker_name = Cache::marker_name(digest);
+        match bundles.remove_file(&marker_name) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("remove", &marker_path)(e)),
+            Err(e) => return Err(io_err("remove", &marker_name)(e)),
         }
         self.remove_temps(digest);
 
-        let bundles_dir = File::open(bundles).map_err(io_err("open", bundles))?;
-        if sys::is_noexec(&bundles_dir).unwrap_or(false) {
+        if bundles.is_noexec().unwrap_or(false) {
             return Err(CacheError::NoExec {
-                path: bundles.clone(),
+                path: self.bundles_path.clone(),
             });
         }
 
@@ -270,57 +289,67 @@ impl Cache {
         }
         trace.say(|| format!("digest checked ({} bytes)", end - start));
 
-        let tmp = bundles.join(format!(".tmp-{digest}-{}", std::process::id()));
-        fs::DirBuilder::new()
-            .mode(0o755)
-            .create(&tmp)
+        let tmp = format!(".tmp-{digest}-{}", std::process::id());
+        bundles
+            .create_dir(&tmp, 0o755)
             .map_err(io_err("create", &tmp))?;
-        let result = self.fill_tmp(archive, &validated, &tmp, trace);
+        let result = bundles
+            .open_dir(&tmp)
+            .map_err(io_err("open", &tmp))
+            .and_then(|dir| self.fill_tmp(archive, &validated, &dir, &tmp, trace));
         let stats = match result {
             Ok(stats) => stats,
             Err(err) => {
-                let _ = fs::remove_dir_all(&tmp);
-                return Err(match err {
-                    CacheError::Extract { source, .. } if is_no_space(&source) => {
-                        CacheError::NoSpace {
-                            path: bundles.clone(),
-                            needed: validated.total_size,
-                        }
+                let _ = bundles.remove_all(&tmp);
+                let no_space = match &err {
+                    CacheError::Extract { source, .. } => is_no_space(source.io_error()),
+                    CacheError::Io { source, .. } => is_no_space(Some(source)),
+                    _ => false,
+                };
+                return Err(if no_space {
+                    CacheError::NoSpace {
+                        path: self.bundles_path.clone(),
+                        needed: validated.total_size,
                     }
-                    CacheError::Io { source, .. }
-                        if source.kind() == io::ErrorKind::StorageFull =>
-                    {
-                        CacheError::NoSpace {
-                            path: bundles.clone(),
-                            needed: validated.total_size,
-                        }
-                    }
-                    other => other,
+                } else {
+                    err
                 });
             }
         };
 
         // Into place. A damaged tree (or anything else squatting on the name) is swapped out
         // atomically, so a process using it never sees the name missing.
-        match fs::symlink_metadata(tree) {
-            Err(_) => fs::rename(&tmp, tree).map_err(io_err("rename into place", tree))?,
-            Ok(meta) if meta.is_dir() => match sys::exchange(&tmp, tree) {
-                Ok(()) => {
-                    let _ = fs::remove_dir_all(&tmp);
+        match bundles.stat(digest) {
+            Err(_) => bundles
+                .rename(&tmp, digest)
+                .map_err(io_err("rename into place", digest))?,
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                match bundles.exchange(&tmp, digest) {
+                    Ok(()) => {
+                        let _ = bundles.remove_all(&tmp);
+                    }
+                    Err(_) => {
+                        let trash = format!(".trash-{digest}-{}", std::process::id());
+                        bundles
+                            .rename(digest, &trash)
+                            .map_err(io_err("move aside", digest))?;
+                        bundles
+                            .rename(&tmp, digest)
+                            .map_err(io_err("rename into place", digest))?;
+                        let _ = bundles.remove_all(&trash);
+                    }
                 }
-                Err(_) => {
-                    let trash = bundles.join(format!(".trash-{digest}-{}", std::process::id()));
-                    fs::rename(tree, &trash).map_err(io_err("move aside", tree))?;
-                    fs::rename(&tmp, tree).map_err(io_err("rename into place", tree))?;
-                    let _ = fs::remove_dir_all(&trash);
-                }
-            },
+            }
             Ok(_) => {
-                fs::remove_file(tree).map_err(io_err("remove", tree))?;
-                fs::rename(&tmp, tree).map_err(io_err("rename into place", tree))?;
+                bundles
+                    .remove_file(digest)
+                    .map_err(io_err("remove", digest))?;
+                bundles
+                    .rename(&tmp, digest)
+                    .map_err(io_err("rename into place", digest))?;
             }
         }
-        bundles_dir.sync_all().map_err(io_err("sync", bundles))?;
+        bundles.sync().map_err(io_err("sync", ""))?;
         trace.say(|| format!("renamed into place: {}", tree.display()));
 
         let manifest = archive.manifest()?;
@@ -335,33 +364,44 @@ impl Cache {
                 .into_iter()
                 .collect(),
         };
-        let tmp_marker = bundles.join(format!(".tmp-{digest}-{}.ok", std::process::id()));
-        write_synced(&tmp_marker, marker.encode().as_bytes())
+        let tmp_marker = format!(".tmp-{digest}-{}.ok", std::process::id());
+        let _ = bundles.remove_file(&tmp_marker);
+        bundles
+            .create_file(&tmp_marker, 0o600)
+            .and_then(|mut f| {
+                f.write_all(marker.encode().as_bytes())?;
+                f.sync_all()
+            })
             .map_err(io_err("write", &tmp_marker))?;
-        fs::rename(&tmp_marker, &marker_path).map_err(io_err("write", &marker_path))?;
-        bundles_dir.sync_all().map_err(io_err("sync", bundles))?;
-        trace.say(|| format!("marker written: {}", marker_path.display()));
+        bundles
+            .rename(&tmp_marker, &marker_name)
+            .map_err(io_err("write", &marker_name))?;
+        bundles.sync().map_err(io_err("sync", ""))?;
+        trace.say(|| format!("marker written: {marker_name}"));
         Ok(stats)
     }
 
-    /// Extracts into the empty temp dir `tmp`, adds `.wrapkit/{index,manifest.json}` and
-    /// flushes it all to disk.
+    /// Extracts into the empty temp dir `tmp` (named `tmp_name` in the bundles directory),
+    /// adds `.wrapkit/{index,manifest.json}` and flushes it all to disk.
     fn fill_tmp(
         &self,
         archive: &Archive<'_>,
         validated: &validate::Validated<'_>,
-        tmp: &Path,
+        tmp: &Dir,
+        tmp_name: &str,
         trace: &Trace,
     ) -> Result<ExtractStats, CacheError> {
+        let shown = self.bundles_path.join(tmp_name);
         let extract_err = |source| CacheError::Extract {
-            path: tmp.to_path_buf(),
+            path: shown.clone(),
             source,
         };
         let opts = ExtractOptions {
             fsync: false,
             threads: 0,
         };
-        let stats = extract::extract(archive, validated, tmp, &opts).map_err(extract_err)?;
+        let stats =
+            extract::extract_into(archive, validated, tmp, &shown, &opts).map_err(extract_err)?;
         trace.say(|| {
             format!(
                 "extracted {} files, {} directories, {} symlinks ({} bytes)",
@@ -369,109 +409,80 @@ impl Cache {
             )
         });
 
-        let own = tmp.join(RESERVED_DIR);
-        let io_err = |what: &'static str, path: &Path| {
-            let path = path.to_path_buf();
+        let io_err = |what: &'static str, name: &str| {
+            let path = shown.join(name);
             move |source| CacheError::Io { what, path, source }
         };
-        fs::create_dir(&own).map_err(io_err("create", &own))?;
+        tmp.create_dir(RESERVED_DIR, 0o755)
+            .map_err(io_err("create", RESERVED_DIR))?;
         let mut index = IndexBuilder::default();
         for e in &validated.entries {
             index.push(e);
         }
         for (name, bytes) in [
-            ("index", index.encode()),
-            ("manifest.json", archive.manifest()?.to_json()),
+            (INDEX_NAME, index.encode()),
+            (MANIFEST_NAME, archive.manifest()?.to_json()),
         ] {
-            let path = own.join(name);
-            write_new(&path, &bytes).map_err(io_err("write", &path))?;
+            tmp.create_file(name, 0o644)
+                .and_then(|mut f| f.write_all(&bytes))
+                .map_err(io_err("write", name))?;
         }
-        let dir = File::open(tmp).map_err(io_err("open", tmp))?;
-        sys::syncfs(&dir).map_err(io_err("sync", tmp))?;
+        tmp.sync_filesystem().map_err(io_err("sync", ""))?;
         trace.say(|| "synced to disk".into());
         Ok(stats)
     }
 
     /// Removes the remains of earlier fills of `digest` (we hold its lock, so none is live).
     pub(super) fn remove_temps(&self, digest: &str) {
-        let Ok(listing) = fs::read_dir(&self.bundles) else {
+        let Ok(listing) = self.bundles.entries() else {
             return;
         };
-        for entry in listing.flatten() {
-            let name = entry.file_name();
+        for name in listing {
             let Some(name) = name.to_str() else { continue };
             let ours = [".tmp-", ".trash-"]
                 .iter()
                 .any(|p| name.strip_prefix(p).is_some_and(|r| r.starts_with(digest)));
             if ours {
-                let path = entry.path();
-                match entry.file_type() {
-                    Ok(t) if t.is_dir() => {
-                        let _ = fs::remove_dir_all(&path);
-                    }
-                    _ => {
-                        let _ = fs::remove_file(&path);
-                    }
-                }
+                let _ = self.bundles.remove_all(name);
             }
         }
     }
 }
 
 /// Compares one index entry with what is on disk.
-pub(super) fn check_entry(dir: &File, e: &Entry<'_>, buf: &mut Vec<u8>) -> Result<(), String> {
+pub(super) fn check_entry(dir: &Dir, e: &Entry<'_>) -> Result<(), String> {
     if path::validate(e.name).is_err() {
         return Err("is not a valid name".into());
     }
-    let st = match sys::lstat_at(dir, e.name, buf) {
+    // One fstatat relative to the tree's handle. Intermediate components may be the tree's
+    // own symlinks (the validator proved they stay inside it); the last is never followed.
+    let st = match rustix::fs::statat(dir.as_fd(), e.name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Err("is missing".into()),
+        Err(rustix::io::Errno::NOENT) => return Err("is missing".into()),
         Err(err) => return Err(format!("cannot be inspected: {err}")),
     };
     let (want_type, what) = match e.kind {
-        EntryKind::File => (libc::S_IFREG, "a file"),
-        EntryKind::Dir => (libc::S_IFDIR, "a directory"),
-        EntryKind::Symlink => (libc::S_IFLNK, "a symlink"),
+        EntryKind::File => (FileType::RegularFile, "a file"),
+        EntryKind::Dir => (FileType::Directory, "a directory"),
+        EntryKind::Symlink => (FileType::Symlink, "a symlink"),
     };
-    if st.file_type != want_type {
+    if FileType::from_raw_mode(st.st_mode) != want_type {
         return Err(format!("is not {what}"));
     }
-    if e.kind != EntryKind::Dir && st.size != e.size {
-        return Err(format!("has {} bytes instead of {}", st.size, e.size));
+    if e.kind != EntryKind::Dir && st.st_size as u64 != e.size {
+        return Err(format!("has {} bytes instead of {}", st.st_size, e.size));
     }
     if e.kind == EntryKind::File {
         let want_exec = normalised_mode(EntryKind::File, e.mode) & 0o100 != 0;
-        if (st.mode & 0o100 != 0) != want_exec {
+        if (st.st_mode & 0o100 != 0) != want_exec {
             return Err("has the wrong execute permission".into());
         }
     }
     Ok(())
 }
 
-fn is_no_space(err: &ExtractError) -> bool {
-    err.io_error().is_some_and(|e| {
+fn is_no_space(err: Option<&io::Error>) -> bool {
+    err.is_some_and(|e| {
         e.kind() == io::ErrorKind::StorageFull || e.kind() == io::ErrorKind::QuotaExceeded
     })
-}
-
-fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)?;
-    f.write_all(bytes)
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let _ = fs::remove_file(path);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }

@@ -3,46 +3,52 @@
 //! `flock` locks belong to the open file, are released by the kernel when the process dies
 //! (a SIGKILLed fill never leaves a stale lock) and are not inherited across `exec` (the
 //! descriptor is close-on-exec). Lock files may be deleted by `wrapkit cache gc` while another
-//! process waits on them; after taking a lock we therefore check that the path still names the
+//! process waits on them; after taking a lock we therefore check that the name still names the
 //! inode we locked, and start again if it does not, so two processes never both believe they
-//! hold the lock for one bundle.
+//! hold the lock for one bundle. The file is opened beneath the cache's directory handle,
+//! without following a symlink and without blocking: a FIFO planted there is refused.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
 
-use super::sys;
+use rustix::fs::{FlockOperation, OFlags};
+
+use crate::beneath::Dir;
 
 /// A held lock; released on drop (closing the descriptor releases the `flock`).
 #[derive(Debug)]
-pub struct Lock {
+pub struct Lock<'d> {
     file: File,
-    path: PathBuf,
+    dir: &'d Dir,
+    name: String,
 }
 
-impl Lock {
-    /// Takes the lock at `path`, creating the file if needed. With `wait` false, returns
+impl<'d> Lock<'d> {
+    /// Takes the lock `name` in `dir`, creating the file if needed. With `wait` false, returns
     /// `Ok(None)` when someone else holds it.
-    pub fn acquire(path: &Path, wait: bool) -> io::Result<Option<Lock>> {
+    pub fn acquire(dir: &'d Dir, name: &str, wait: bool) -> io::Result<Option<Lock<'d>>> {
         loop {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(path)?;
-            if !sys::lock_exclusive(&file, wait)? {
-                return Ok(None);
+            let file = dir.open_regular(name, OFlags::RDWR | OFlags::CREATE, 0o600)?;
+            let op = if wait {
+                FlockOperation::LockExclusive
+            } else {
+                FlockOperation::NonBlockingLockExclusive
+            };
+            loop {
+                match rustix::fs::flock(&file, op) {
+                    Ok(()) => break,
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                }
             }
-            let held = file.metadata()?;
-            match std::fs::symlink_metadata(path) {
-                Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
+            let held = rustix::fs::fstat(&file)?;
+            match dir.stat(name) {
+                Ok(now) if now.st_dev == held.st_dev && now.st_ino == held.st_ino => {
                     return Ok(Some(Lock {
                         file,
-                        path: path.to_path_buf(),
+                        dir,
+                        name: name.to_owned(),
                     }));
                 }
                 // Deleted (or replaced) while we waited: lock the file that is there now.
@@ -56,8 +62,25 @@ impl Lock {
     /// Deletes the lock file, then releases the lock: for removing a bundle entirely. Anyone
     /// waiting on the old file notices it is gone and locks a new one.
     pub fn remove(self) -> io::Result<()> {
-        std::fs::remove_file(&self.path)?;
+        self.dir.remove_file(&self.name)?;
         drop(self.file);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_is_exclusive_between_descriptors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(tmp.path()).unwrap();
+        let a = Lock::acquire(&dir, "l", false).unwrap().unwrap();
+        assert!(Lock::acquire(&dir, "l", false).unwrap().is_none());
+        drop(a);
+        let b = Lock::acquire(&dir, "l", false).unwrap().unwrap();
+        b.remove().unwrap();
+        assert!(!tmp.path().join("l").exists());
     }
 }

@@ -4,15 +4,16 @@
 //! takes the tree's lock (skipping trees being filled right now), deletes the marker first, then
 //! moves the tree aside and deletes it, so a start racing with removal never uses half a tree.
 
-use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+
+use rustix::fs::FileType;
 
 use super::Cache;
 use super::lock::Lock;
 use super::marker::Marker;
+use crate::beneath::{self, Dir};
 use crate::format::index::Index;
 use crate::format::trailer::{TRAILER_LEN, Trailer, hex};
 use crate::format::{EntryKind, INDEX_NAME};
@@ -56,8 +57,7 @@ impl Cache {
     /// Every tree, marker or leftover the cache holds, by digest.
     pub fn bundles(&self) -> io::Result<Vec<Bundle>> {
         let mut digests = Vec::new();
-        for entry in fs::read_dir(&self.bundles)? {
-            let name = entry?.file_name();
+        for name in self.bundles.entries()? {
             let Some(name) = name.to_str() else { continue };
             let digest = name
                 .strip_suffix(".ok")
@@ -74,17 +74,17 @@ impl Cache {
 
     /// What the cache knows about one digest.
     pub fn bundle(&self, digest: &str) -> Bundle {
-        let marker_path = self.marker_path(digest);
-        let marker = fs::read_to_string(&marker_path)
-            .ok()
-            .and_then(|t| Marker::decode(&t))
-            .filter(|m| m.digest == digest);
-        let last_used = fs::metadata(&marker_path).and_then(|m| m.modified()).ok();
-        let path = self.tree_path(digest);
+        let (marker, last_used) = match self.read_marker(&Cache::marker_name(digest), digest) {
+            Ok((file, marker)) => (
+                Some(marker),
+                file.metadata().and_then(|m| m.modified()).ok(),
+            ),
+            Err(_) => (None, None),
+        };
         Bundle {
             digest: digest.to_owned(),
-            size: tree_size(&path),
-            path,
+            size: tree_size(&self.bundles, digest),
+            path: self.tree_path(digest),
             marker,
             last_used,
         }
@@ -92,16 +92,23 @@ impl Cache {
 
     /// Temp and trash directories left by killed fills and removals, with their digests.
     pub fn leftovers(&self) -> io::Result<Vec<(PathBuf, String)>> {
+        Ok(self
+            .leftover_names()?
+            .into_iter()
+            .map(|(name, digest)| (self.bundles_path.join(name), digest))
+            .collect())
+    }
+
+    /// [`Cache::leftovers`] by name in the bundles directory.
+    fn leftover_names(&self) -> io::Result<Vec<(String, String)>> {
         let mut out = Vec::new();
-        for entry in fs::read_dir(&self.bundles)? {
-            let entry = entry?;
-            let name = entry.file_name();
+        for name in self.bundles.entries()? {
             let Some(name) = name.to_str() else { continue };
             let rest = name
                 .strip_prefix(".tmp-")
                 .or_else(|| name.strip_prefix(".trash-"));
             if let Some(digest) = rest.and_then(|r| r.get(..64)).filter(|d| is_digest(d)) {
-                out.push((entry.path(), digest.to_owned()));
+                out.push((name.to_owned(), digest.to_owned()));
             }
         }
         out.sort();
@@ -111,25 +118,22 @@ impl Cache {
     /// Removes the tree for `digest` with its marker, lock file and leftovers, unless another
     /// process is filling it.
     pub fn remove(&self, digest: &str) -> io::Result<Removal> {
-        let Some(lock) = Lock::acquire(&self.lock_path(digest), false)? else {
+        let Some(lock) = Lock::acquire(&self.bundles, &Cache::lock_name(digest), false)? else {
             return Ok(Removal::Busy);
         };
-        let tree = self.tree_path(digest);
-        let freed = tree_size(&tree);
-        match fs::remove_file(self.marker_path(digest)) {
+        let freed = tree_size(&self.bundles, digest);
+        match self.bundles.remove_file(&Cache::marker_name(digest)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        if let Ok(meta) = fs::symlink_metadata(&tree) {
-            if meta.is_dir() {
-                let trash = self
-                    .bundles
-                    .join(format!(".trash-{digest}-{}", std::process::id()));
-                fs::rename(&tree, &trash)?;
-                fs::remove_dir_all(&trash)?;
+        if let Ok(st) = self.bundles.stat(digest) {
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                let trash = format!(".trash-{digest}-{}", std::process::id());
+                self.bundles.rename(digest, &trash)?;
+                self.bundles.remove_all(&trash)?;
             } else {
-                fs::remove_file(&tree)?;
+                self.bundles.remove_file(digest)?;
             }
         }
         self.remove_temps(digest);
@@ -140,14 +144,14 @@ impl Cache {
     /// Removes only the leftovers of interrupted fills and removals of `digest`, unless a fill
     /// is running now.
     pub fn remove_leftovers(&self, digest: &str) -> io::Result<Removal> {
-        let Some(_lock) = Lock::acquire(&self.lock_path(digest), false)? else {
+        let Some(_lock) = Lock::acquire(&self.bundles, &Cache::lock_name(digest), false)? else {
             return Ok(Removal::Busy);
         };
         let freed = self
-            .leftovers()?
+            .leftover_names()?
             .iter()
             .filter(|(_, d)| d == digest)
-            .map(|(p, _)| tree_size(p))
+            .map(|(name, _)| tree_size(&self.bundles, name))
             .sum();
         self.remove_temps(digest);
         Ok(Removal::Removed(freed))
@@ -156,27 +160,28 @@ impl Cache {
     /// Re-reads every entry of a complete tree against the index saved with it: types, sizes,
     /// execute bits, and the CRC-32 of every file and symlink target. O(tree size).
     pub fn verify(&self, digest: &str) -> Result<(), Damage> {
-        let tree = self.tree_path(digest);
         let damage = |name: &str, problem: String| Damage {
             name: name.to_owned(),
             problem,
         };
-        let index_path = tree.join(INDEX_NAME);
-        let bytes = fs::read(&index_path)
+        let dir = self
+            .bundles
+            .open_dir(digest)
+            .map_err(|e| damage("", format!("cannot be opened: {e}")))?;
+        // The index holds 100-odd bytes per entry and at most 2^20 entries.
+        let bytes = dir
+            .read(INDEX_NAME, 256 << 20)
             .map_err(|e| damage(INDEX_NAME, format!("cannot be read: {e}")))?;
         let index = Index::parse(&bytes, 0).map_err(|e| damage(INDEX_NAME, e.to_string()))?;
-        let dir = File::open(&tree).map_err(|e| damage("", format!("cannot be opened: {e}")))?;
-        let mut buf = Vec::new();
         for e in index.iter() {
             let e = e.map_err(|err| damage(INDEX_NAME, err.to_string()))?;
-            super::fill::check_entry(&dir, &e, &mut buf).map_err(|p| damage(e.name, p))?;
-            let path = tree.join(e.name);
+            super::fill::check_entry(&dir, &e).map_err(|p| damage(e.name, p))?;
             let crc = match e.kind {
                 EntryKind::Dir => continue,
-                EntryKind::Symlink => {
-                    fs::read_link(&path).map(|t| crc32fast::hash(t.as_os_str().as_encoded_bytes()))
-                }
-                EntryKind::File => file_crc(&path),
+                EntryKind::Symlink => dir
+                    .read_link(e.name)
+                    .map(|t| crc32fast::hash(t.as_encoded_bytes())),
+                EntryKind::File => dir.open_file(e.name).and_then(file_crc),
             }
             .map_err(|err| damage(e.name, format!("cannot be read: {err}")))?;
             if crc != e.crc32 {
@@ -194,10 +199,12 @@ impl Cache {
 }
 
 /// The digest in the trailer of the packed file at `path`, if it is one: reads only its last
-/// 158 bytes. `wrapkit cache gc` uses it to tell whether an executable still uses a tree.
+/// 158 bytes. `wrapkit cache gc` uses it to tell whether an executable still uses a tree. The
+/// path comes from a marker and may since have been replaced by anything: a FIFO or device
+/// there is "not a packed file", found without blocking.
 pub fn digest_of(path: &Path) -> Option<String> {
     use std::io::{Seek, SeekFrom};
-    let mut f = File::open(path).ok()?;
+    let mut f = beneath::open_regular_path(path).ok()?;
     let len = f.metadata().ok()?.len();
     let pos = len.checked_sub(TRAILER_LEN as u64)?;
     f.seek(SeekFrom::Start(pos)).ok()?;
@@ -206,8 +213,7 @@ pub fn digest_of(path: &Path) -> Option<String> {
     Trailer::decode(&buf, pos).ok().map(|t| hex(&t.digest))
 }
 
-fn file_crc(path: &Path) -> io::Result<u32> {
-    let mut f = File::open(path)?;
+fn file_crc(mut f: std::fs::File) -> io::Result<u32> {
     let mut hasher = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -219,21 +225,22 @@ fn file_crc(path: &Path) -> io::Result<u32> {
     }
 }
 
-/// Bytes of regular files under `path` (0 if it is missing), not following symlinks.
-fn tree_size(path: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(listing) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in listing.flatten() {
-            match entry.metadata() {
-                Ok(m) if m.is_dir() => stack.push(entry.path()),
-                Ok(m) if m.is_file() => total += m.size(),
-                _ => {}
-            }
+/// Bytes of regular files under `name` in `dir` (0 if it is missing), following no symlink.
+fn tree_size(dir: &Dir, name: &str) -> u64 {
+    let Ok(st) = dir.stat(name) else { return 0 };
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => st.st_size as u64,
+        FileType::Directory => {
+            let Ok(sub) = dir.open_dir(name) else {
+                return 0;
+            };
+            let Ok(names) = sub.entries() else { return 0 };
+            names
+                .iter()
+                .filter_map(|n| n.to_str())
+                .map(|n| tree_size(&sub, n))
+                .sum()
         }
+        _ => 0,
     }
-    total
 }

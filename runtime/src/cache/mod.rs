@@ -13,7 +13,11 @@
 //!
 //! The digest is the payload's BLAKE3 from its trailer, checked against the bytes when the tree
 //! is filled, so a tree's name is its content. [`Cache::open`] refuses a cache directory that is
-//! a symlink, belongs to another user or is writable by others. [`Cache::materialise`] is the
+//! a symlink, belongs to another user or is writable by others, and one on a path that anyone
+//! but root and this user could change (see [`path`]); it opens `bundles-v1/` once, and every
+//! later step (marker, lock, tree, fill, rename) works relative to that handle
+//! ([`crate::beneath::Dir`]), so nothing is looked up by path twice. A privileged process
+//! (setuid, setgid, file capabilities) has no cache: see [`crate::environ`]. [`Cache::materialise`] is the
 //! protocol: a warm start reads the marker and `lstat`s every entry of the index against the
 //! tree (sizes, types, the execute bit) and never re-hashes anything; otherwise it locks, checks
 //! again, validates the archive, extracts it into a temp dir in the cache, syncs, renames the
@@ -25,22 +29,21 @@ mod fill;
 mod lock;
 mod manage;
 pub mod marker;
-mod sys;
+mod path;
 mod trace;
 
 use std::ffi::OsString;
-use std::fs;
-use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub use fill::{Materialised, Outcome};
 pub use manage::{Bundle, Damage, Removal, digest_of};
 pub use trace::{ENV_DEBUG, Trace};
 
-use crate::exit;
+use crate::beneath::Dir;
 use crate::extract::ExtractError;
 use crate::format::FormatError;
+use crate::{environ, exit};
 
 /// The override for the cache location, and the only environment variable besides
 /// `XDG_CACHE_HOME` and `HOME` the cache reads.
@@ -74,9 +77,13 @@ pub struct Location {
 }
 
 impl Location {
-    /// `$WRAPKIT_CACHE_DIR`, else `$XDG_CACHE_HOME/wrapkit`, else `$HOME/.cache/wrapkit`.
+    /// `$WRAPKIT_CACHE_DIR`, else `$XDG_CACHE_HOME/wrapkit`, else `$HOME/.cache/wrapkit`; none
+    /// at all in a privileged process, whose environment is its caller's.
     pub fn from_env() -> Result<Location, CacheError> {
-        Location::from_vars(|k| std::env::var_os(k))
+        if environ::privileged() {
+            return Err(CacheError::Privileged);
+        }
+        Location::from_vars(environ::var)
     }
 
     /// As [`Location::from_env`], reading variables through `get`. Empty values count as unset;
@@ -125,61 +132,60 @@ impl Location {
 }
 
 /// An opened, checked cache directory.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Cache {
     root: PathBuf,
-    bundles: PathBuf,
+    bundles_path: PathBuf,
+    /// `bundles-v1/`, opened once: every later operation is relative to it.
+    bundles: Dir,
 }
 
 impl Cache {
     /// Opens the cache at `location`, creating it (mode 0700) if needed, and checks that it and
-    /// its `bundles-v1` directory are real directories owned by us and writable by nobody else.
+    /// its `bundles-v1` directory are real directories owned by us and writable by nobody else,
+    /// on a path nobody but root and us can change.
     pub fn open(location: &Location) -> Result<Cache, CacheError> {
-        let root = location.path.clone();
-        if fs::symlink_metadata(&root).is_err() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&root)
-                .map_err(|source| CacheError::Create {
-                    path: root.clone(),
-                    source,
-                })?;
+        let root_dir = path::open_checked(&location.path, true)?
+            .expect("open_checked creates what is missing");
+        // Cosmetic (backup tools skip tagged directories): a read-only cache still works.
+        if let Ok(mut tag) = root_dir.create_file("CACHEDIR.TAG", 0o644) {
+            let _ = tag.write_all(CACHEDIR_TAG.as_bytes());
         }
-        check_dir(&root)?;
-        let tag = root.join("CACHEDIR.TAG");
-        if fs::symlink_metadata(&tag).is_err() {
-            // Cosmetic (backup tools skip tagged directories): a read-only cache still works.
-            let _ = fs::write(&tag, CACHEDIR_TAG);
-        }
-        let bundles = root.join(BUNDLES_DIR);
-        match fs::DirBuilder::new().mode(0o700).create(&bundles) {
+        let bundles_path = location.path.join(BUNDLES_DIR);
+        match root_dir.create_dir(BUNDLES_DIR, 0o700) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(source) => {
                 return Err(CacheError::Create {
-                    path: bundles,
+                    path: bundles_path,
                     source,
                 });
             }
         }
-        check_dir(&bundles)?;
-        Ok(Cache { root, bundles })
+        let bundles = path::open_private(&root_dir, BUNDLES_DIR, &bundles_path)?;
+        Ok(Cache {
+            root: location.path.clone(),
+            bundles_path,
+            bundles,
+        })
     }
 
     /// Opens an existing cache without creating anything; `None` if there is none.
     pub fn open_existing(location: &Location) -> Result<Option<Cache>, CacheError> {
-        let root = location.path.clone();
-        let bundles = root.join(BUNDLES_DIR);
-        if fs::symlink_metadata(&root).is_err() {
+        let Some(root_dir) = path::open_checked(&location.path, false)? else {
             return Ok(None);
+        };
+        let bundles_path = location.path.join(BUNDLES_DIR);
+        match root_dir.stat(BUNDLES_DIR) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            _ => {}
         }
-        check_dir(&root)?;
-        if fs::symlink_metadata(&bundles).is_err() {
-            return Ok(None);
-        }
-        check_dir(&bundles)?;
-        Ok(Some(Cache { root, bundles }))
+        let bundles = path::open_private(&root_dir, BUNDLES_DIR, &bundles_path)?;
+        Ok(Some(Cache {
+            root: location.path.clone(),
+            bundles_path,
+            bundles,
+        }))
     }
 
     /// The cache's root directory.
@@ -189,20 +195,20 @@ impl Cache {
 
     /// The directory holding the trees (`<root>/bundles-v1`).
     pub fn bundles_dir(&self) -> &Path {
-        &self.bundles
+        &self.bundles_path
     }
 
     /// Where the tree for `digest` (lowercase hex) lives, complete or not.
     pub fn tree_path(&self, digest: &str) -> PathBuf {
-        self.bundles.join(digest)
+        self.bundles_path.join(digest)
     }
 
-    fn marker_path(&self, digest: &str) -> PathBuf {
-        self.bundles.join(format!("{digest}.ok"))
+    fn marker_name(digest: &str) -> String {
+        format!("{digest}.ok")
     }
 
-    fn lock_path(&self, digest: &str) -> PathBuf {
-        self.bundles.join(format!("{digest}.lock"))
+    fn lock_name(digest: &str) -> String {
+        format!("{digest}.lock")
     }
 }
 
@@ -217,46 +223,6 @@ pub fn materialise_from_env(
     Ok(cache.materialise(archive, exe, &trace)?.root)
 }
 
-/// Whether the filesystem holding `file` is mounted `noexec` (programs on it cannot run).
-pub fn is_noexec(file: &fs::File) -> io::Result<bool> {
-    sys::is_noexec(file)
-}
-
-/// A cache directory must be a real directory (not a symlink), owned by the effective user,
-/// and writable by nobody else: otherwise another user could plant or swap the programs we run.
-fn check_dir(path: &Path) -> Result<(), CacheError> {
-    let meta = fs::symlink_metadata(path).map_err(|source| CacheError::Io {
-        what: "inspect the cache directory",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if meta.file_type().is_symlink() {
-        return Err(CacheError::Symlink {
-            path: path.to_path_buf(),
-        });
-    }
-    if !meta.is_dir() {
-        return Err(CacheError::NotADirectory {
-            path: path.to_path_buf(),
-        });
-    }
-    let me = sys::euid();
-    if meta.uid() != me {
-        return Err(CacheError::ForeignOwner {
-            path: path.to_path_buf(),
-            owner: meta.uid(),
-            me,
-        });
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(CacheError::Writable {
-            path: path.to_path_buf(),
-            mode: meta.mode() & 0o7777,
-        });
-    }
-    Ok(())
-}
-
 /// Everything that can stop the cache from giving a usable tree. Each names the path it is
 /// about; [`CacheError::hint`] says what to do, [`CacheError::exit_code`] which code it is.
 #[derive(Debug, thiserror::Error)]
@@ -265,6 +231,14 @@ pub enum CacheError {
         "no cache directory to run from: HOME is not set, and neither is {ENV_CACHE_DIR} nor XDG_CACHE_HOME"
     )]
     NoLocation,
+    #[error(
+        "refusing to run from a cache in a privileged process (setuid, setgid or file capabilities): its environment, and so the cache location, belongs to the user who started it"
+    )]
+    Privileged,
+    #[error("{} is writable by other users (mode {mode:04o}) and not sticky, so they could swap the cache for their own files; refusing to use a cache beneath it", path.display())]
+    UnsafeAncestor { path: PathBuf, mode: u32 },
+    #[error("{} belongs to user {owner}, who could swap the cache for their own files; refusing to use a cache beneath it", path.display())]
+    ForeignAncestor { path: PathBuf, owner: u32 },
     #[error("{var}=`{}` is not an absolute path", value.display())]
     NotAbsolute { var: &'static str, value: PathBuf },
     #[error("cannot create the cache directory {}", path.display())]
@@ -316,10 +290,16 @@ impl CacheError {
             CacheError::Create { .. } | CacheError::NotADirectory { .. } => {
                 "set WRAPKIT_CACHE_DIR to a writable directory this user owns"
             }
+            CacheError::Privileged => {
+                "install the file without the setuid or setgid bit and without file capabilities; to run it as another user, use sudo, runuser or a systemd unit with User="
+            }
             CacheError::Symlink { .. }
             | CacheError::ForeignOwner { .. }
             | CacheError::Writable { .. } => {
                 "set WRAPKIT_CACHE_DIR to a private directory this user owns (mode 0700), or fix this one"
+            }
+            CacheError::UnsafeAncestor { .. } | CacheError::ForeignAncestor { .. } => {
+                "set WRAPKIT_CACHE_DIR to a directory whose parents only root and this user can write (a sticky directory such as /tmp is fine)"
             }
             CacheError::NoExec { .. } => {
                 "set WRAPKIT_CACHE_DIR to a directory on a filesystem mounted without `noexec` (hardened systems mount /tmp and /dev/shm noexec)"
@@ -408,8 +388,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let loc = Location::explicit(dir.path().join("a/b"));
         let cache = Cache::open(&loc).unwrap();
-        let meta = fs::metadata(cache.root()).unwrap();
-        assert_eq!(meta.mode() & 0o777, 0o700);
+        let meta = std::fs::metadata(cache.root()).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::mode(&meta) & 0o777, 0o700);
         assert!(cache.root().join("CACHEDIR.TAG").is_file());
         assert!(cache.bundles_dir().is_dir());
 
@@ -421,11 +401,23 @@ mod tests {
         ));
 
         let open = dir.path().join("open");
-        fs::create_dir(&open).unwrap();
-        fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
         assert!(matches!(
-            Cache::open(&Location::explicit(open)),
+            Cache::open(&Location::explicit(open.clone())),
             Err(CacheError::Writable { mode: 0o777, .. })
         ));
+        // Beneath a directory others can write (and not sticky): refused, even though the
+        // cache itself would be private.
+        assert!(matches!(
+            Cache::open(&Location::explicit(open.join("cache"))),
+            Err(CacheError::UnsafeAncestor { mode: 0o777, .. })
+        ));
+        assert!(!open.join("cache").exists());
+        // Sticky is fine (/tmp).
+        std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+            .unwrap();
+        assert!(Cache::open(&Location::explicit(open.join("cache"))).is_ok());
     }
 }

@@ -14,9 +14,10 @@ pub struct Trace {
 }
 
 impl Trace {
-    /// On when `WRAPKIT_DEBUG` is set to something other than empty or `0`.
+    /// On when `WRAPKIT_DEBUG` is set to something other than empty or `0` (never in a
+    /// privileged process: see [`crate::environ`]).
     pub fn from_env() -> Trace {
-        let on = std::env::var_os(ENV_DEBUG).is_some_and(|v| !v.is_empty() && v != "0");
+        let on = crate::environ::var(ENV_DEBUG).is_some_and(|v| !v.is_empty() && v != "0");
         Trace {
             start: on.then(Instant::now),
         }
