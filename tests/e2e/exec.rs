@@ -2,7 +2,8 @@
 //! as a user would, including every fault listed under "The cache" in the hostile-inputs brief.
 //! Each test has its own cache directory (`WRAPKIT_CACHE_DIR`), so they run in parallel.
 //! Tests that need root (mounting a `noexec` or tiny tmpfs, a cache owned by someone else)
-//! print "skipped: …" when not run as root; CI runs as root.
+//! say "skipped: …" when not run as root, and fail instead under `WRAPKIT_TEST_REQUIRE_ROOT`,
+//! which CI (running as root) sets.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -11,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use crate::support::{App, Packed, Run, is_root};
+use crate::support::{App, Packed, Run, is_root, require_root};
 
 pub const CACHE_ERROR: i32 = 122;
 pub const CANNOT_EXECUTE: i32 = 126;
@@ -491,8 +492,7 @@ fn unsafe_cache_directories_are_refused() {
     );
     refused(run, CACHE_ERROR, "writable by other users");
 
-    if !is_root() {
-        eprintln!("skipped: a cache owned by another user (needs root to chown)");
+    if !require_root("a cache owned by another user") {
         return;
     }
     let foreign = base.path().join("foreign");
@@ -591,8 +591,7 @@ fn a_read_only_home_is_a_clear_error() {
 
 #[test]
 fn a_noexec_cache_is_refused_clearly() {
-    if !is_root() {
-        eprintln!("skipped: mounting a noexec tmpfs needs root");
+    if !require_root("mounting a noexec tmpfs") {
         return;
     }
     let packed = probe_app("", PROBE_TOML).pack(&[]);
@@ -606,8 +605,7 @@ fn a_noexec_cache_is_refused_clearly() {
 
 #[test]
 fn a_full_disk_is_a_clear_error_and_leaves_nothing_behind() {
-    if !is_root() {
-        eprintln!("skipped: mounting a tiny tmpfs needs root");
+    if !require_root("mounting a tiny tmpfs") {
         return;
     }
     // The probe alone is larger than the filesystem.
@@ -827,7 +825,7 @@ fn the_busybox_example_runs_in_an_empty_chroot() {
         .into_iter()
         .find(|p| fs::read(p).is_ok_and(|b| is_static_elf(&b)))
     else {
-        eprintln!("skipped: no static busybox (apt-get install busybox-static)");
+        crate::support::missing("no static busybox (apt-get install busybox-static)");
         return;
     };
     let work = tempfile::tempdir().unwrap();
@@ -861,15 +859,14 @@ fn the_busybox_example_runs_in_an_empty_chroot() {
         out.ends_with("materialise\nexecutable\nstarpack\nyou said: hi\n"),
         "{out}"
     );
-    if !is_root() {
-        eprintln!("skipped: the empty-chroot run needs root");
+    if !require_root("the empty-chroot run") {
         return;
     }
     let Some(chroot) = ["/usr/sbin/chroot", "/sbin/chroot", "/usr/bin/chroot"]
         .into_iter()
         .find(|p| Path::new(p).exists())
     else {
-        eprintln!("skipped: no chroot(8)");
+        crate::support::missing("no chroot(8)");
         return;
     };
     // Nothing in the chroot but the packed file: no /bin/sh, no /proc, no libc.

@@ -9,6 +9,7 @@ mod exec;
 mod forge;
 mod hostile;
 mod inspect;
+mod local_attack;
 mod lua;
 mod pack;
 mod payload;

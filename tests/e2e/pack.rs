@@ -5,7 +5,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use crate::support::{App, Run, example, is_root, pack_cmd, wrapkit};
+use crate::support::{App, Run, example, pack_cmd, require_root, wrapkit};
 
 fn hello() -> App {
     App::new().file("main.lua", "print('hello ' .. (arg[1] or 'world'))\n")
@@ -80,8 +80,7 @@ fn runs_through_a_symlink_and_a_relative_path() {
 
 #[test]
 fn runs_in_an_empty_chroot() {
-    if !is_root() {
-        eprintln!("skipped: the chroot test needs root");
+    if !require_root("the chroot test") {
         return;
     }
     let packed = hello().pack(&[]);

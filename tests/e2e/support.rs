@@ -173,6 +173,81 @@ impl Packed {
     }
 }
 
+/// For a test that needs root: true when it may go on. Not root: with
+/// `WRAPKIT_TEST_REQUIRE_ROOT` set (CI sets it, and runs as root) the test fails rather than
+/// passes without checking anything; without it, it says it was skipped and returns false.
+#[track_caller]
+pub fn require_root(what: &str) -> bool {
+    is_root() || missing(&format!("{what} needs root"))
+}
+
+/// For a test whose tool or privilege is missing: fails under `WRAPKIT_TEST_REQUIRE_ROOT`
+/// (CI, which installs every tool), else says it was skipped. Returns false.
+#[track_caller]
+pub fn missing(why: &str) -> bool {
+    assert!(
+        std::env::var_os("WRAPKIT_TEST_REQUIRE_ROOT").is_none(),
+        "{why}, and WRAPKIT_TEST_REQUIRE_ROOT is set: this test must run here"
+    );
+    eprintln!("skipped: {why}");
+    false
+}
+
+/// A command run as the unprivileged user `nobody` (65534), through `setpriv`, with a clean
+/// environment but for `PATH`. The caller must be root.
+pub fn as_nobody(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(program)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin");
+    cmd
+}
+
+/// A temp dir that `nobody` may enter (and write, when `writable`).
+pub fn shared_tempdir(writable: bool) -> TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("wk-shared-")
+        .tempdir()
+        .expect("temp dir");
+    let mode = if writable { 0o777 } else { 0o755 };
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)).unwrap();
+    dir
+}
+
+/// Waits for `child` at most `limit`; kills it and panics if it is still running then (a test
+/// of something that must not hang).
+#[track_caller]
+pub fn wait_bounded(mut child: std::process::Child, limit: std::time::Duration) -> Run {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {limit:?}: it hangs");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    if let Some(mut o) = child.stdout.take() {
+        o.read_to_string(&mut stdout).unwrap();
+    }
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_string(&mut stderr).unwrap();
+    }
+    Run {
+        code: status.code(),
+        signal: status.signal(),
+        stdout,
+        stderr,
+    }
+}
+
 /// Whether the tests run as root (needed for chroot).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
