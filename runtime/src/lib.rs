@@ -15,9 +15,10 @@
 //! [`format::index::Entry`] (one file, directory or symlink in it) and [`format::manifest::Manifest`]
 //! (what to run).
 //!
-//! All `unsafe` lives in [`mapping`] (mapping a file), [`selfexe`] (reading the auxiliary vector),
-//! `lua::stream` (handing archive entries to Lua as C `FILE*` handles), [`exec`] (`execve`) and
-//! `cache::sys` (the cache's `flock`, `fstatvfs`, `renameat2`, `syncfs` and `fstatat` calls).
+//! All `unsafe` lives in [`mapping`] (mapping a file), [`selfexe`] and [`environ`] (reading the
+//! auxiliary vector), `lua::stream` (handing archive entries to Lua as C `FILE*` handles) and
+//! [`exec`] (`execve`). The directory-handle system calls of [`beneath`] and the cache
+//! (`openat2`, `mkdirat`, `renameat2`, `flock`, `syncfs`…) go through `rustix`, without `unsafe`.
 
 pub mod archive;
 pub mod beneath;
