@@ -10,6 +10,9 @@
 //! with no trustworthy cache location there is nowhere safe to materialise into. Lua mode,
 //! which writes nothing, runs.
 
+// The runtime's `unsafe` is confined to named modules (lib.rs lists them); this is one.
+#![allow(unsafe_code)]
+
 use std::ffi::OsString;
 use std::sync::OnceLock;
 

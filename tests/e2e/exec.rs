@@ -239,8 +239,10 @@ fn signal_run(cache: &CacheDir, packed: &Packed, mode: &str, signal: i32) -> Run
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     assert_eq!(line, "ready\n");
-    // SAFETY: kill(2) on the pid of our own child, which we have not reaped yet.
-    assert_eq!(unsafe { kill(child.id() as i32, signal) }, 0);
+    // Our own child, which we have not reaped yet: the pid cannot have been reused.
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    let signal = rustix::process::Signal::from_named_raw(signal).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
     let status = child.wait().unwrap();
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
@@ -257,10 +259,6 @@ fn signal_run(cache: &CacheDir, packed: &Packed, mode: &str, signal: i32) -> Run
         stdout: rest,
         stderr,
     }
-}
-
-unsafe extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
 }
 
 const SIGHUP: i32 = 1;

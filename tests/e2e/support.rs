@@ -250,13 +250,7 @@ pub fn wait_bounded(mut child: std::process::Child, limit: std::time::Duration) 
 
 /// Whether the tests run as root (needed for chroot).
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc_geteuid() == 0 }
-}
-
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
+    rustix::process::geteuid().is_root()
 }
 
 /// `wrapkit pack -q DIR -o OUT`, to add flags or environment to.

@@ -11,6 +11,9 @@
 
 use std::ffi::{c_char, c_int};
 
+// Exporting the C `main` symbol is `unsafe` to the lint (another `main` would clash); it is the
+// only one in the binary.
+#[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     c_int::from(wrapkit_runtime::stub::main())

@@ -42,6 +42,7 @@ pub struct App {
 pub fn run(app: App) -> mlua::Result<u8> {
     // SAFETY: the app is trusted code the user chose to pack; it gets the full standard
     // library, `debug` included, exactly as `lua script.lua` would.
+    #[allow(unsafe_code)]
     let lua = unsafe { Lua::unsafe_new_with(StdLib::ALL, LuaOptions::default()) };
     let native = native_table(&lua, &app)?;
     let precompiled = (!PRELUDE_BYTECODE.is_empty())
