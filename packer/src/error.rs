@@ -110,10 +110,7 @@ impl PackError {
             PackError::MissingEntry { .. } => {
                 "name the script with `--entry` or `entry = \"...\"` in wrapkit.toml".into()
             }
-            PackError::Packed {
-                source: FormatError::Stripped { .. },
-                ..
-            } => "pack the app again; packaging tools strip binaries by default, so exclude this file from stripping".into(),
+            PackError::Packed { source, .. } => source.hint_text().into(),
             PackError::NoSuchEntry { path, .. } => format!("`wrapkit ls {}` lists what it holds", path.display()),
             PackError::Extract {
                 source: wrapkit_runtime::extract::ExtractError::BadTarget { .. },

@@ -37,15 +37,23 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Prints the error block the stub prints too (`wrapkit_runtime::report`): the error, its
+/// causes, and the hint of the first error in the chain whose type has one.
 fn report(err: &anyhow::Error) {
-    eprintln!("error: {err}");
-    for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
-    }
-    if let Some(hint) = err
-        .downcast_ref::<error::PackError>()
-        .and_then(error::PackError::hint)
-    {
-        eprintln!("hint: {hint}");
-    }
+    use wrapkit_runtime::report::{self, Hinted};
+    let hint = err.chain().find_map(|e| {
+        if let Some(e) = e.downcast_ref::<error::PackError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<wrapkit_runtime::cache::CacheError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<wrapkit_runtime::format::FormatError>() {
+            e.hint()
+        } else {
+            None
+        }
+    });
+    eprint!(
+        "{}",
+        report::block(err.chain().map(|e| e.to_string()), hint.as_deref())
+    );
 }

@@ -62,10 +62,19 @@ pub enum ExecError {
     },
 }
 
-impl ExecError {
-    pub fn hint(&self) -> Option<&'static str> {
+impl crate::report::Hinted for ExecError {
+    fn hint(&self) -> Option<String> {
         match self {
             ExecError::Cache(e) => e.hint(),
+            _ => self.hint_text().map(str::to_owned),
+        }
+    }
+}
+
+impl ExecError {
+    fn hint_text(&self) -> Option<&'static str> {
+        match self {
+            ExecError::Cache(_) => None,
             ExecError::NoProgram | ExecError::BadProgram(_) => {
                 Some("pack the app again with `exec = [\"path/in/app\", ...]` in wrapkit.toml")
             }

@@ -29,6 +29,7 @@ pub mod exit;
 pub mod extract;
 pub mod format;
 pub mod mapping;
+pub mod report;
 pub mod selfexe;
 pub mod validate;
 pub mod verify;

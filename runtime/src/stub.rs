@@ -1,8 +1,9 @@
 //! The stub's `main`: find our own file, open the payload, run what the manifest says.
 //!
 //! Start-up does O(1) work before the app runs: one `open`, one `mmap`, the end records, the
-//! trailer, the index header and the manifest. Errors are printed once, here, as one `error:`
-//! line naming the executable, then a `hint:`; each kind has its own exit code ([`crate::exit`]).
+//! trailer, the index header and the manifest. Errors are printed once, here, as the block of
+//! [`crate::report`] (`error:` naming the executable, `caused by:` lines, a `hint:`), the same
+//! block the `wrapkit` CLI prints; each kind has its own exit code ([`crate::exit`]).
 
 use std::os::unix::ffi::OsStringExt;
 
@@ -10,41 +11,47 @@ use crate::archive::Archive;
 use crate::exit;
 use crate::format::FormatError;
 use crate::format::manifest::Run;
-use crate::{cache, exec, lua, mapping, selfexe};
+use crate::report::{self, Hinted};
+use crate::{exec, lua, mapping, selfexe};
 
-/// A failure of the runtime itself (never of the app).
+/// A failure of the runtime itself (never of the app): the error, the executable it concerns
+/// (when known), its hint and exit code.
 struct Failure {
-    message: String,
-    hint: Option<&'static str>,
+    exe: Option<String>,
+    error: Box<dyn std::error::Error>,
+    hint: Option<String>,
     code: u8,
 }
 
 impl Failure {
-    fn format(exe: &str, err: FormatError) -> Self {
-        let (hint, code) = match err {
-            FormatError::Stripped { .. } => (
-                "install the packed file as it came from `wrapkit pack`, and tell the packaging tool not to strip it (dh_strip --exclude=FILE, or `%global __os_install_post %{nil}` for RPM)",
-                exit::BAD_PAYLOAD,
-            ),
-            FormatError::NoPayload { .. } => (
-                "the file was cut short or changed after packing; copy it again, or pack the app again",
-                exit::BAD_PAYLOAD,
-            ),
-            FormatError::UnsupportedVersion { .. } | FormatError::Manifest(_) => (
-                "this executable was packed by a newer wrapkit; pack it again with this version, or use a newer runtime",
-                exit::UNSUPPORTED,
-            ),
-            _ => (
-                "the file is corrupt; `wrapkit verify` shows where. Pack the app again",
-                exit::BAD_PAYLOAD,
-            ),
-        };
-        let hint = Some(hint);
+    fn new<E: Hinted + 'static>(exe: Option<&str>, error: E, code: u8) -> Self {
         Failure {
-            message: format!("{exe}: {err}"),
-            hint,
+            exe: exe.map(str::to_owned),
+            hint: error.hint(),
+            error: Box::new(error),
             code,
         }
+    }
+
+    fn format(exe: &str, err: FormatError) -> Self {
+        let code = err.exit_code();
+        Failure::new(Some(exe), err, code)
+    }
+}
+
+/// An I/O failure of the runtime itself, with what it was doing.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+struct SelfError {
+    what: String,
+    hint: Option<&'static str>,
+    #[source]
+    source: std::io::Error,
+}
+
+impl Hinted for SelfError {
+    fn hint(&self) -> Option<String> {
+        self.hint.map(str::to_owned)
     }
 }
 
@@ -53,26 +60,31 @@ pub fn main() -> u8 {
     match run() {
         Ok(code) => code,
         Err(f) => {
-            eprintln!("error: {}", f.message);
-            if let Some(hint) = f.hint {
-                eprintln!("hint: {hint}");
-            }
+            let block = report::render(f.exe.as_deref(), f.error.as_ref(), f.hint.as_deref());
+            eprint!("{block}");
             f.code
         }
     }
 }
 
 fn run() -> Result<u8, Failure> {
-    let me = selfexe::open().map_err(|e| Failure {
-        message: format!("cannot open the running executable: {e}"),
-        hint: Some("run the file directly, or mount /proc"),
-        code: exit::IO,
+    let me = selfexe::open().map_err(|source| {
+        let what = "cannot open the running executable".to_owned();
+        let hint = Some("run the file directly, or mount /proc");
+        Failure::new(None, SelfError { what, hint, source }, exit::IO)
     })?;
     let exe = me.path.to_string_lossy().into_owned();
-    let bytes = mapping::map_for_process(&me.file).map_err(|e| Failure {
-        message: format!("{exe}: cannot map the file: {e}"),
-        hint: None,
-        code: exit::IO,
+    let bytes = mapping::map_for_process(&me.file).map_err(|source| {
+        let what = "cannot map the file".to_owned();
+        Failure::new(
+            Some(&exe),
+            SelfError {
+                what,
+                hint: None,
+                source,
+            },
+            exit::IO,
+        )
     })?;
     let archive = Archive::open(bytes).map_err(|e| Failure::format(&exe, e))?;
     let manifest = archive.manifest().map_err(|e| Failure::format(&exe, e))?;
@@ -93,7 +105,8 @@ fn run() -> Result<u8, Failure> {
                 args,
             };
             lua::run(app).map_err(|e| Failure {
-                message: format!("{exe}: the Lua host failed: {e}"),
+                exe: Some(exe.clone()),
+                error: format!("the Lua host failed: {e}").into(),
                 hint: None,
                 code: exit::LUA_ERROR,
             })
@@ -101,11 +114,8 @@ fn run() -> Result<u8, Failure> {
         Run::Exec { argv, env } => {
             let program = exec::Program { argv, env };
             let Err(e) = exec::run(archive, &me.path, &program, std::env::args_os().skip(1));
-            Err(Failure {
-                message: format!("{exe}: {}", cache::chain(&e)),
-                hint: e.hint(),
-                code: e.exit_code(),
-            })
+            let code = e.exit_code();
+            Err(Failure::new(Some(&exe), e, code))
         }
     }
 }

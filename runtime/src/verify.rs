@@ -84,7 +84,7 @@ pub fn region_of(err: &FormatError) -> Region {
     match err {
         FormatError::NoPayload { .. } | FormatError::Stripped { .. } => Region::Payload,
         FormatError::UnsupportedVersion { .. } | FormatError::BadTrailer { .. } => Region::Trailer,
-        FormatError::Manifest(_) => Region::Manifest,
+        FormatError::Manifest(_) | FormatError::UnknownRunMode { .. } => Region::Manifest,
         FormatError::Malformed { what, .. } => match *what {
             "local header" => Region::LocalHeader(String::new()),
             "index" | "index record" => Region::Index,

@@ -199,7 +199,14 @@ fn a_newer_format_or_unknown_run_mode_is_unsupported() {
     let central = central + find(&bytes[central..], b".wrapkit/manifest.json").unwrap() - 46;
     bytes[central + 16..central + 20].copy_from_slice(&crc);
     let err = refuses(&packed, "mode", &bytes, UNSUPPORTED);
-    assert!(err.contains("unknown variant `xyz`"), "{err}");
+    assert!(
+        err.contains("the manifest asks for run mode `xyz`, which this runtime does not know"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: this executable was packed by a newer wrapkit"),
+        "{err}"
+    );
 }
 
 #[test]

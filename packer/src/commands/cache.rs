@@ -18,13 +18,13 @@ use crate::inspect::human_bytes;
 pub(crate) fn cache(args: CacheArgs) -> anyhow::Result<ExitCode> {
     let location = match args.cache_dir {
         Some(dir) => Location::explicit(std::path::absolute(dir)?),
-        None => Location::from_env().map_err(with_hint)?,
+        None => Location::from_env()?,
     };
     if let CacheCommand::Dir = args.command {
         println!("{}", location.path.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let Some(cache) = Cache::open_existing(&location).map_err(with_hint)? else {
+    let Some(cache) = Cache::open_existing(&location)? else {
         eprintln!(
             "no cache at {} (nothing has run from it yet)",
             location.path.display()
@@ -37,14 +37,6 @@ pub(crate) fn cache(args: CacheArgs) -> anyhow::Result<ExitCode> {
         CacheCommand::Verify { digests } => verify(&cache, &digests),
         CacheCommand::Gc { max_age, dry_run } => gc(&cache, max_age, dry_run),
         CacheCommand::Clear { digests } => clear(&cache, &digests),
-    }
-}
-
-/// A cache error with its hint folded in, since `main` only knows the packer's hints.
-fn with_hint(err: cache::CacheError) -> anyhow::Error {
-    match err.hint() {
-        Some(hint) => anyhow::anyhow!("{}\nhint: {hint}", cache::chain(&err)),
-        None => anyhow::anyhow!(cache::chain(&err)),
     }
 }
 

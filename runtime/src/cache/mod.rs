@@ -280,9 +280,30 @@ pub enum CacheError {
     },
 }
 
+impl crate::report::Hinted for CacheError {
+    fn hint(&self) -> Option<String> {
+        self.hint_text().map(str::to_owned)
+    }
+}
+
 impl CacheError {
     /// What the user can do about it.
-    pub fn hint(&self) -> Option<&'static str> {
+    fn hint_text(&self) -> Option<&'static str> {
+        if let CacheError::Io { source, .. } = self
+            && source.raw_os_error() == Some(rustix::io::Errno::NAMETOOLONG.raw_os_error())
+        {
+            return Some(
+                "a path in the cache is too long for this filesystem: set WRAPKIT_CACHE_DIR to a shorter directory",
+            );
+        }
+        if let CacheError::Extract { source, .. } = self
+            && let Some(e) = source.io_error()
+            && e.raw_os_error() == Some(rustix::io::Errno::NAMETOOLONG.raw_os_error())
+        {
+            return Some(
+                "a path in the cache is too long for this filesystem: set WRAPKIT_CACHE_DIR to a shorter directory",
+            );
+        }
         Some(match self {
             CacheError::NoLocation | CacheError::NotAbsolute { .. } => {
                 "set WRAPKIT_CACHE_DIR to an absolute path of a directory this user owns (in a systemd unit: Environment=WRAPKIT_CACHE_DIR=%C/NAME with CacheDirectory=NAME)"
@@ -307,7 +328,8 @@ impl CacheError {
             CacheError::NoSpace { .. } => {
                 "free some space there, or set WRAPKIT_CACHE_DIR to a directory on a filesystem with room"
             }
-            CacheError::DigestMismatch { .. } | CacheError::Payload(_) => {
+            CacheError::Payload(e) => e.hint_text(),
+            CacheError::DigestMismatch { .. } => {
                 "the file is corrupt; `wrapkit verify` shows where. Pack the app again"
             }
             CacheError::Extract { source, .. } if source.io_error().is_none() => {
@@ -322,7 +344,8 @@ impl CacheError {
     /// The packed executable's exit code for this failure (docs/cli.md, "Exit codes").
     pub fn exit_code(&self) -> u8 {
         match self {
-            CacheError::DigestMismatch { .. } | CacheError::Payload(_) => exit::BAD_PAYLOAD,
+            CacheError::Payload(e) => e.exit_code(),
+            CacheError::DigestMismatch { .. } => exit::BAD_PAYLOAD,
             CacheError::Extract { source, .. } if source.io_error().is_none() => exit::BAD_PAYLOAD,
             _ => exit::CACHE,
         }

@@ -71,7 +71,19 @@ impl Manifest {
         out
     }
 
+    /// Parses a manifest. A run mode this runtime does not know is told apart from a damaged
+    /// manifest: the first needs a newer runtime, the second a new pack.
     pub fn from_json(bytes: &[u8]) -> Result<Self, FormatError> {
-        serde_json::from_slice(bytes).map_err(|e| FormatError::Manifest(e.to_string()))
+        serde_json::from_slice(bytes).map_err(|e| {
+            let mode = serde_json::from_slice::<serde_json::Value>(bytes)
+                .ok()
+                .and_then(|v| v.get("run")?.get("mode")?.as_str().map(str::to_owned));
+            match mode {
+                Some(mode) if mode != "lua" && mode != "exec" => {
+                    FormatError::UnknownRunMode { mode }
+                }
+                _ => FormatError::Manifest(e.to_string()),
+            }
+        })
     }
 }

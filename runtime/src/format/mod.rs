@@ -120,9 +120,48 @@ pub enum FormatError {
     Entry { name: String, reason: String },
     #[error("the manifest ({MANIFEST_NAME}) is not valid: {0}")]
     Manifest(String),
+    #[error("the manifest asks for run mode `{mode}`, which this runtime does not know")]
+    UnknownRunMode { mode: String },
+}
+
+impl crate::report::Hinted for FormatError {
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text().to_owned())
+    }
 }
 
 impl FormatError {
+    /// What the user can do about it (every payload fault has something).
+    pub fn hint_text(&self) -> &'static str {
+        match self {
+            FormatError::Stripped { .. } => {
+                "install the packed file as it came from `wrapkit pack`, and tell the packaging tool not to strip it (dh_strip --exclude=FILE, or `%global __os_install_post %{nil}` for RPM)"
+            }
+            FormatError::NoPayload { .. } => {
+                "the file was cut short or changed after packing; copy it again, or pack the app again"
+            }
+            FormatError::UnsupportedVersion { .. } | FormatError::UnknownRunMode { .. } => {
+                "this executable was packed by a newer wrapkit; pack it again with this version, or use a newer runtime"
+            }
+            FormatError::BadTrailer { .. }
+            | FormatError::Malformed { .. }
+            | FormatError::Entry { .. }
+            | FormatError::Manifest(_) => {
+                "the file is corrupt; `wrapkit verify` shows where. Pack the app again"
+            }
+        }
+    }
+
+    /// The packed executable's exit code for this failure (docs/cli.md, "Exit codes").
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            FormatError::UnsupportedVersion { .. } | FormatError::UnknownRunMode { .. } => {
+                crate::exit::UNSUPPORTED
+            }
+            _ => crate::exit::BAD_PAYLOAD,
+        }
+    }
+
     /// The error for a file with no trailer: stripped if it ends where its ELF image ends.
     pub fn no_payload(bytes: &[u8]) -> Self {
         let len = bytes.len() as u64;
