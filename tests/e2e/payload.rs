@@ -222,8 +222,44 @@ fn a_flipped_byte_in_compressed_data_is_caught_by_its_crc() {
     let path = packed.variant("flipped", &bytes);
     let run = Run::of(&mut Command::new(&path));
     assert_eq!(run.stdout, "");
-    let err = run.fails_with(1);
-    assert!(err.contains("main.lua") && err.contains("corrupt"), "{err}");
+    let err = run.fails_with(BAD_PAYLOAD);
+    assert!(
+        err.starts_with(&format!("error: {}: entry `main.lua`: ", path.display()))
+            && err.contains("hint: the file is corrupt; `wrapkit verify` shows where"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_corrupt_module_read_at_run_time_stops_the_app_with_the_bad_payload_code() {
+    // Found after the app has started and printed, inside a pcall: the runtime's own failure
+    // all the same (exit 120, one error block), not a Lua error the app could swallow.
+    let module = "return '".to_string() + &"xyz".repeat(500) + "'";
+    let packed = App::new()
+        .file(
+            "main.lua",
+            "print('before')\nprint(pcall(require, 'mod'))\nprint('after')\n",
+        )
+        .file("mod.lua", module)
+        .pack(&["--compression", "deflate"]);
+    let mut bytes = packed.bytes();
+    let name_at = find(&bytes, b"mod.lua").expect("local header of mod.lua");
+    bytes[name_at + "mod.lua".len() + 20] ^= 0x55;
+    let path = packed.variant("corrupt-module", &bytes);
+    let run = Run::of(&mut Command::new(&path));
+    assert_eq!(run.stdout, "before\n");
+    let err = run.fails_with(BAD_PAYLOAD);
+    assert!(
+        err.starts_with(&format!("error: {}: entry `mod.lua`: ", path.display())),
+        "{err}"
+    );
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    assert!(
+        err.ends_with(
+            "hint: the file is corrupt; `wrapkit verify` shows where. Pack the app again\n"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -236,8 +272,9 @@ fn a_local_header_that_disagrees_with_the_index_is_refused() {
     assert_eq!(&bytes[name_at..name_at + 8], b"main.lua");
     bytes[name_at + 7] = b'x';
     let path = packed.variant("renamed", &bytes);
-    let err = Run::of(&mut Command::new(&path)).fails_with(1);
+    let err = Run::of(&mut Command::new(&path)).fails_with(BAD_PAYLOAD);
     assert!(err.contains("names `main.lux` instead"), "{err}");
+    assert!(err.starts_with("error: "), "{err}");
 }
 
 #[test]

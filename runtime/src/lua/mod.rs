@@ -40,6 +40,7 @@ pub struct App {
 /// Runs the app; returns the exit status (0, or 1 after an uncaught error, which the prelude
 /// has already reported). `os.exit` leaves the process directly.
 pub fn run(app: App) -> mlua::Result<u8> {
+    let _ = EXE.set(app.root.clone());
     // SAFETY: the app is trusted code the user chose to pack; it gets the full standard
     // library, `debug` included, exactly as `lua script.lua` would.
     #[allow(unsafe_code)]
@@ -84,14 +85,18 @@ fn failure(lua: &Lua, display: &str, message: &str, errno: i32) -> mlua::Result<
     ]))
 }
 
-/// The failure triple for an entry that exists but cannot be read.
-fn corrupt(lua: &Lua, display: &str, err: &crate::format::FormatError) -> mlua::Result<MultiValue> {
-    failure(
-        lua,
-        display,
-        &format!("corrupt archive entry: {err}"),
-        libc::EIO,
-    )
+/// The packed executable, for the message of [`corrupt`].
+static EXE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// An entry that exists but cannot be read is a damaged or tampered payload, not something
+/// for the app to handle (a `pcall` must not swallow it): the runtime's own failure, reported
+/// as the stub reports every other one, with the bad-payload exit code. C stdio is flushed on
+/// the way out, so what the app printed before stays printed.
+fn corrupt(err: &crate::format::FormatError) -> ! {
+    use crate::report::Hinted;
+    let exe = EXE.get().map(String::as_str);
+    eprint!("{}", crate::report::render(exe, err, err.hint().as_deref()));
+    std::process::exit(i32::from(err.exit_code()))
 }
 
 /// Resolves `rel` (following symlinks), or the Lua-style failure to return.
@@ -116,7 +121,7 @@ fn find(
             "No such file or directory",
             libc::ENOENT,
         )?)),
-        Err(err) => Ok(Err(corrupt(lua, display, &err)?)),
+        Err(err) => corrupt(&err),
     }
 }
 
@@ -182,7 +187,7 @@ fn native_table(lua: &Lua, app: &App) -> mlua::Result<mlua::Table> {
             };
             match data {
                 Ok(data) => Ok(MultiValue::from_iter([stream::push(lua, data)?])),
-                Err(err) => corrupt(lua, &display, &err),
+                Err(err) => corrupt(&err),
             }
         })?,
     )?;
@@ -198,7 +203,7 @@ fn native_table(lua: &Lua, app: &App) -> mlua::Result<mlua::Table> {
                 Ok(bytes) => Ok(MultiValue::from_iter([Value::String(
                     lua.create_string(&*bytes)?,
                 )])),
-                Err(err) => corrupt(lua, &display, &err),
+                Err(err) => corrupt(&err),
             }
         })?,
     )?;
