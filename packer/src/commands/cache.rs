@@ -21,7 +21,7 @@ pub(crate) fn cache(args: CacheArgs) -> anyhow::Result<ExitCode> {
         None => Location::from_env()?,
     };
     if let CacheCommand::Dir = args.command {
-        println!("{}", location.path.display());
+        writeln!(std::io::stdout().lock(), "{}", location.path.display())?;
         return Ok(ExitCode::SUCCESS);
     }
     let Some(cache) = Cache::open_existing(&location)? else {

@@ -1,5 +1,6 @@
 //! `wrapkit verify APP`: every byte checked; the first bad region named.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use wrapkit_runtime::verify;
@@ -14,9 +15,13 @@ pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         path: args.app.clone(),
         source,
     })?;
-    println!(
+    writeln!(
+        std::io::stdout().lock(),
         "ok: {} entries ({} files, {} bytes) check out; blake3 {}",
-        verified.entries, verified.files, verified.bytes, verified.digest
-    );
+        verified.entries,
+        verified.files,
+        verified.bytes,
+        verified.digest
+    )?;
     Ok(ExitCode::SUCCESS)
 }
