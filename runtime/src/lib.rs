@@ -34,6 +34,9 @@ pub mod selfexe;
 pub mod validate;
 pub mod verify;
 
+#[cfg(test)]
+mod test_alloc;
+
 #[cfg(feature = "lua")]
 mod lua;
 #[cfg(feature = "lua")]

@@ -218,8 +218,14 @@ fn source_date_epoch_sets_the_timestamps_and_is_validated() {
             .ok()
             .contains("1980-01-01 00:00")
     );
-    let bad = app.pack_to(&out, &[]);
-    assert_eq!(bad.code, Some(0));
+    // Unset, entries carry zip's epoch.
+    let unset = Run::of(pack_cmd(app.path(), &out).env_remove("SOURCE_DATE_EPOCH"));
+    assert_eq!(unset.code, Some(0), "{}", unset.stderr);
+    assert!(
+        Run::of(Command::new("unzip").arg("-l").arg(&out))
+            .ok()
+            .contains("1980-01-01 00:00")
+    );
     let run = Run::of(pack_cmd(app.path(), &out).env("SOURCE_DATE_EPOCH", "yesterday"));
     let err = run.fails_with(1);
     assert!(
@@ -353,10 +359,10 @@ fn wrapkit_toml_configures_and_flags_override_it() {
     let packed = app.pack(&["--name", "other", "--app-version", "9"]);
     assert_eq!(packed.run(&[]).ok(), "other\t9\tfalse\tfalse\n");
 
-    let bad = App::new()
+    let typo = App::new()
         .file("wrapkit.toml", "nmae = \"typo\"\n")
         .file("main.lua", "");
-    let err = bad.pack_to(&bad.scratch().join("o"), &[]).fails_with(1);
+    let err = typo.pack_to(&typo.scratch().join("o"), &[]).fails_with(1);
     assert!(
         err.contains("invalid configuration in") && err.contains("unknown field `nmae`"),
         "{err}"

@@ -345,6 +345,10 @@ mod tests {
     fn a_count_that_cannot_fit_is_rejected_without_allocating() {
         let mut bytes = IndexBuilder::default().encode();
         bytes[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(Index::parse(&bytes, 0).is_err());
+        let (parsed, allocated) = crate::test_alloc::allocated_by(|| Index::parse(&bytes, 0));
+        let err = parsed.unwrap_err().to_string();
+        assert!(err.contains("4294967295 records do not fit"), "{err}");
+        // Only the message: nothing sized by the claimed count.
+        assert!(allocated < 1024, "{allocated} bytes allocated");
     }
 }
