@@ -14,3 +14,4 @@ mod local_attack;
 mod lua;
 mod pack;
 mod payload;
+mod snapshots;

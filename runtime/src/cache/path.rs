@@ -130,7 +130,13 @@ pub(super) fn open_checked(path: &Path, create: bool) -> Result<Option<Dir>, Cac
         dir = match crate::beneath::open_dir_at(&dir, name, step) {
             Ok(fd) => fd,
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
-                return Err(CacheError::NotADirectory { path: at });
+                return Err(CacheError::Create {
+                    path: path.to_path_buf(),
+                    source: io::Error::new(
+                        e.kind(),
+                        format!("{} is not a directory", at.display()),
+                    ),
+                });
             }
             Err(e) => return Err(io_err("open", &at)(e)),
         };
