@@ -138,8 +138,13 @@ pub struct PackArgs {
     pub dir: PathBuf,
 
     /// Where to write the executable (must be outside DIR).
-    #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    #[arg(short, long, value_name = "FILE", required_unless_present = "list")]
+    pub output: Option<PathBuf>,
+
+    /// Print what would be packed (each entry, its size and where it comes from) and what
+    /// would run; write nothing.
+    #[arg(long)]
+    pub list: bool,
 
     /// App name recorded in the manifest [default: the directory's name].
     #[arg(long)]
@@ -149,13 +154,14 @@ pub struct PackArgs {
     #[arg(long, value_name = "VERSION")]
     pub app_version: Option<String>,
 
-    /// Lua script to run, as a path inside DIR [default: main.lua].
-    #[arg(long, value_name = "PATH")]
+    /// Lua script to run, as a path inside DIR [default: main.lua]. Replaces the config's
+    /// `entry` or `exec`.
+    #[arg(long, value_name = "PATH", conflicts_with = "exec")]
     pub entry: Option<String>,
 
     /// Run this program from the app instead of Lua: the first `--exec` is a path inside DIR,
     /// each further one an argument (`{root}` and `{exe}` are expanded at run time). Replaces
-    /// the config's `exec`.
+    /// the config's `exec` or `entry`.
     #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
     pub exec: Vec<String>,
 

@@ -86,6 +86,10 @@ pub enum PackError {
     },
     #[error("invalid `exec`: {reason}")]
     BadExec { reason: String },
+    #[error("invalid `env` variable `{key}`: {reason}")]
+    BadEnv { key: String, reason: String },
+    #[error("{reason}")]
+    RunConflict { reason: String },
     #[error("the archive writer refused an entry")]
     Format(#[from] FormatError),
 }
@@ -122,6 +126,12 @@ impl PackError {
             } => "the file is corrupt; `wrapkit verify` shows where".into(),
             PackError::OutputNotAFile { .. } => {
                 "name a new file, or an existing regular file to replace, with `-o`".into()
+            }
+            PackError::BadEnv { .. } => {
+                "`env = { NAME = \"value\" }` in wrapkit.toml (or `--env NAME=value`) sets variables for the program; WRAPKIT_EXE and WRAPKIT_ROOT are the runtime's".into()
+            }
+            PackError::RunConflict { .. } => {
+                "a packed file runs one thing: a Lua script (`entry`, `--entry`) or a program (`exec`, `--exec`); a flag replaces what wrapkit.toml says".into()
             }
             PackError::BadExec { .. } => {
                 "`exec = [\"bin/app\", \"--flag\"]` in wrapkit.toml (or `--exec`) names an executable file inside the app directory".into()

@@ -1,10 +1,12 @@
 //! `wrapkit`: turns an application directory into one self-contained executable.
 //!
-//! This crate is the packer: the CLI ([`cli`]) and glue over a few library modules. [`walk`]
-//! turns a directory into a sorted list of entries, [`config`] reads `wrapkit.toml`, [`pack`]
-//! compresses entries in parallel and writes them through the runtime crate's format writer
-//! behind a stub from [`stub`]. The payload format itself belongs to `wrapkit_runtime::format`;
-//! nothing here encodes a byte of it.
+//! This crate is the packer: the CLI ([`cli`]) and glue over a few library modules. Packing is
+//! a plan, then a write: [`config`] reads `wrapkit.toml` and `commands::pack` merges it with the
+//! flags into [`pack::PackOptions`]; recipes ([`recipe`]; today the app directory, through
+//! [`walk`]) fill a [`plan::Plan`] with entries and one run spec; [`write`] compresses the
+//! plan's entries in parallel and writes them through the runtime crate's format writer behind
+//! a stub from [`stub`]. The payload format itself belongs to `wrapkit_runtime::format`; nothing
+//! here encodes a byte of it.
 //!
 //! Errors are [`error::PackError`] values carrying the path they concern; they are printed
 //! once, in [`main`], as `error:` with `caused by:` and `hint:` lines.
@@ -15,8 +17,11 @@ pub mod config;
 pub mod error;
 pub mod inspect;
 pub mod pack;
+pub mod plan;
+pub mod recipe;
 pub mod stub;
 pub mod walk;
+pub mod write;
 
 use std::process::ExitCode;
 

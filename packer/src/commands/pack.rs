@@ -1,41 +1,35 @@
-//! `wrapkit pack DIR -o OUT`.
+//! `wrapkit pack DIR -o OUT`, and `wrapkit pack DIR --list`.
+//!
+//! Settings come from `wrapkit.toml` and the flags, merged here once: a flag replaces the
+//! file's value, for every key, with two additive exceptions kept from the start (`--exclude`
+//! adds to the file's list, `--env` to its table). What runs is one choice: `--entry` or
+//! `--exec` on the command line replaces whatever the file says (an `entry` or an `exec`);
+//! without either, the file's `entry` or `exec` (both is an error), else `main.lua`.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use crate::cli::PackArgs;
 use crate::config::Config;
+use crate::error::PackError;
 use crate::inspect::human_bytes;
-use crate::pack::{self, PackOptions};
+use crate::pack::{self, DEFAULT_MTIME, PackOptions};
+use crate::plan::RunSpec;
 
 pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.dir)?;
-    let mut opts = PackOptions::from_config(&args.dir, &args.output, config);
-    if let Some(name) = args.name {
-        opts.name = name;
+    let quiet = args.quiet;
+    let list = args.list;
+    let opts = merge(args, config)?;
+    if list {
+        let (plan, _) = pack::plan(&opts)?;
+        std::io::stdout()
+            .lock()
+            .write_all(plan.listing().as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
     }
-    if let Some(version) = args.app_version {
-        opts.version = version;
-    }
-    if let Some(entry) = args.entry {
-        opts.entry = entry;
-    }
-    if !args.include.is_empty() {
-        opts.include = args.include;
-    }
-    opts.exclude.extend(args.exclude);
-    if let Some(c) = args.compression {
-        opts.compression = c.into();
-    }
-    if !args.exec.is_empty() {
-        opts.exec = Some(args.exec);
-    }
-    opts.env.extend(args.env);
-    opts.follow_symlinks |= args.follow_symlinks;
-    opts.runtime = args.runtime;
-    opts.progress = !args.quiet;
-
     let report = pack::pack(&opts)?;
-    if !args.quiet {
+    if !quiet {
         eprintln!(
             "packed {} file{} ({}) into {} ({}, {} of it payload) in {:.2} s",
             report.files,
@@ -48,4 +42,80 @@ pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The one place the config file and the flags meet.
+fn merge(args: PackArgs, config: Config) -> Result<PackOptions, PackError> {
+    let dir_name = std::fs::canonicalize(&args.dir)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "app".into());
+    let mut env = config.env.unwrap_or_default();
+    let flag_env = !args.env.is_empty();
+    env.extend(args.env);
+    let run = match (args.entry, args.exec.is_empty()) {
+        (Some(entry), _) => RunSpec::Lua { entry },
+        (None, false) => RunSpec::Exec {
+            argv: args.exec,
+            env: env.clone(),
+        },
+        (None, true) => match (config.entry, config.exec) {
+            (Some(entry), Some(_)) => {
+                return Err(PackError::RunConflict {
+                    reason: format!(
+                        "wrapkit.toml sets both `exec` and the Lua entry `{entry}`; choose one"
+                    ),
+                });
+            }
+            (None, Some(argv)) => RunSpec::Exec {
+                argv,
+                env: env.clone(),
+            },
+            (entry, None) => RunSpec::Lua {
+                entry: entry.unwrap_or_else(|| "main.lua".into()),
+            },
+        },
+    };
+    if matches!(run, RunSpec::Lua { .. }) && !env.is_empty() {
+        let from = if flag_env {
+            "`--env`"
+        } else {
+            "`env` in wrapkit.toml"
+        };
+        return Err(PackError::RunConflict {
+            reason: format!(
+                "{from} sets variables for an `exec` program, but this app runs a Lua script; choose one"
+            ),
+        });
+    }
+    Ok(PackOptions {
+        input: args.dir,
+        output: args.output,
+        runtime: args.runtime,
+        name: args.name.or(config.name).unwrap_or(dir_name),
+        version: args
+            .app_version
+            .or(config.version)
+            .unwrap_or_else(|| "0.0.0".into()),
+        run,
+        include: if args.include.is_empty() {
+            config.include.unwrap_or_else(|| vec!["**".into()])
+        } else {
+            args.include
+        },
+        exclude: config
+            .exclude
+            .unwrap_or_default()
+            .into_iter()
+            .chain(args.exclude)
+            .collect(),
+        compression: args
+            .compression
+            .or(config.compression)
+            .map(Into::into)
+            .unwrap_or_default(),
+        follow_symlinks: args.follow_symlinks || config.follow_symlinks.unwrap_or(false),
+        mtime: config.source_date_epoch.unwrap_or(DEFAULT_MTIME),
+        progress: !args.quiet,
+    })
 }

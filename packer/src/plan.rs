@@ -1,0 +1,340 @@
+//! The pack plan: what will be in the archive, where each entry comes from, and what the packed
+//! executable runs. Packing is a plan, then a write.
+//!
+//! Recipes ([`crate::recipe`]) fill a [`Plan`]: the app directory at the root, and later an
+//! interpreter tree, its libraries or a generated launcher at other prefixes. Every entry has an
+//! archive name and a [`Source`]: a file on disk, or bytes the packer made. [`Plan::add`] checks
+//! each name against the format's rules as it arrives (so nothing a reader would refuse gets
+//! in): valid, not reserved, not a duplicate, not colliding after case-folding or NFC, no file
+//! where a directory is needed; parents the recipe did not add are added as directories. One
+//! [`RunSpec`] says what runs; [`Plan::check_run`] checks it against the entries, through
+//! symlinks, with the format's one resolver. The writer ([`crate::write`]) only writes a plan;
+//! `wrapkit pack --list` only prints one ([`Plan::listing`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use wrapkit_runtime::format::manifest::Run;
+use wrapkit_runtime::format::{EntryKind, path};
+
+use crate::error::PackError;
+use crate::inspect::human_bytes;
+
+/// Where an entry's contents come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A file on disk (read when written; files over 64 MiB are streamed).
+    Disk(PathBuf),
+    /// Bytes the packer made: a launcher, a `._pth` file, a config.
+    Generated(Vec<u8>),
+    /// Nothing: directories, and symlinks (whose target is the entry's).
+    None,
+}
+
+/// One entry of the plan.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub name: String,
+    pub kind: EntryKind,
+    /// Permission bits of the source (normalised by the writer).
+    pub mode: u32,
+    /// Bytes of contents (files), target length (symlinks).
+    pub size: u64,
+    /// A symlink's target.
+    pub target: Option<String>,
+    pub source: Source,
+}
+
+/// What the packed executable runs, resolved once from the config file and the flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunSpec {
+    /// The embedded Lua runs this archive path.
+    Lua { entry: String },
+    /// This program (an archive path) runs from the materialised cache, with these arguments
+    /// and variables (`{root}` and `{exe}` expanded at run time).
+    Exec {
+        argv: Vec<String>,
+        env: BTreeMap<String, String>,
+    },
+}
+
+impl RunSpec {
+    /// The manifest's form of it.
+    pub fn to_manifest(&self) -> Run {
+        match self {
+            RunSpec::Lua { entry } => Run::Lua {
+                entry: entry.clone(),
+            },
+            RunSpec::Exec { argv, env } => Run::Exec {
+                argv: argv.clone(),
+                env: env.clone(),
+            },
+        }
+    }
+}
+
+/// Everything that will be packed.
+#[derive(Debug)]
+pub struct Plan {
+    pub name: String,
+    pub version: String,
+    pub run: RunSpec,
+    entries: BTreeMap<String, Planned>,
+    /// Collision key (case-folded, NFC) → the name that has it.
+    keys: HashMap<String, String>,
+}
+
+impl Plan {
+    pub fn new(name: String, version: String, run: RunSpec) -> Plan {
+        Plan {
+            name,
+            version,
+            run,
+            entries: BTreeMap::new(),
+            keys: HashMap::new(),
+        }
+    }
+
+    /// Adds one entry, and its parent directories if they are not there yet.
+    pub fn add(&mut self, entry: Planned) -> Result<(), PackError> {
+        let origin = || match &entry.source {
+            Source::Disk(p) => p.display().to_string(),
+            _ => entry.name.clone(),
+        };
+        if path::is_reserved(&entry.name) {
+            return Err(PackError::Reserved {
+                path: PathBuf::from(origin()),
+            });
+        }
+        path::validate(&entry.name).map_err(|source| PackError::BadName {
+            path: PathBuf::from(origin()),
+            source,
+        })?;
+        let parent = path::parent(&entry.name);
+        if !parent.is_empty() {
+            match self.entries.get(parent) {
+                Some(p) if p.kind != EntryKind::Dir => {
+                    return Err(PackError::Collision {
+                        first: p.name.clone(),
+                        second: entry.name.clone(),
+                    });
+                }
+                Some(_) => {}
+                None => self.add(Planned {
+                    name: parent.to_owned(),
+                    kind: EntryKind::Dir,
+                    mode: 0o755,
+                    size: 0,
+                    target: None,
+                    source: Source::None,
+                })?,
+            }
+        }
+        if let Some(first) = self.keys.get(&path::collision_key(&entry.name)) {
+            // The same directory from two recipes is one directory.
+            if *first == entry.name
+                && entry.kind == EntryKind::Dir
+                && self.entries[first].kind == EntryKind::Dir
+            {
+                return Ok(());
+            }
+            return Err(PackError::Collision {
+                first: first.clone(),
+                second: entry.name,
+            });
+        }
+        self.keys
+            .insert(path::collision_key(&entry.name), entry.name.clone());
+        self.entries.insert(entry.name.clone(), entry);
+        Ok(())
+    }
+
+    /// The entries, sorted by name bytewise (the order they are written in).
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = &Planned> {
+        self.entries.values()
+    }
+
+    /// The entry named exactly `name`.
+    pub fn get(&self, name: &str) -> Option<&Planned> {
+        self.entries.get(name)
+    }
+
+    /// The number of file entries and their total size.
+    pub fn file_totals(&self) -> (u64, u64) {
+        self.entries()
+            .filter(|e| e.kind == EntryKind::File)
+            .fold((0, 0), |(n, bytes), e| (n + 1, bytes + e.size))
+    }
+
+    /// Checks the run spec against the entries: the Lua entry, or the exec program, must be a
+    /// file in the plan (through in-tree symlinks), the program executable; arguments and
+    /// variables must survive `execve`.
+    pub fn check_run(&self, app_dir: &std::path::Path) -> Result<(), PackError> {
+        match &self.run {
+            RunSpec::Lua { entry } => match self.resolve(entry) {
+                Some(e) if e.kind == EntryKind::File => Ok(()),
+                _ => Err(PackError::MissingEntry {
+                    entry: entry.clone(),
+                    dir: app_dir.to_path_buf(),
+                }),
+            },
+            RunSpec::Exec { argv, env } => check_exec(self, argv, env),
+        }
+    }
+
+    /// The entry `name` leads to, following symlinks in the plan as the OS would.
+    pub fn resolve(&self, name: &str) -> Option<&Planned> {
+        let mut name = path::normalise(name)?;
+        for _ in 0..40 {
+            match self.entries.get(&name) {
+                Some(e) if e.kind == EntryKind::Symlink => {
+                    name = path::resolve_link(&e.name, e.target.as_deref()?)?;
+                }
+                found => return found,
+            }
+        }
+        None
+    }
+
+    /// What `wrapkit pack --list` prints: the run spec, one line per entry (kind, size, name,
+    /// where it comes from), and the totals.
+    pub fn listing(&self) -> String {
+        let mut out = String::new();
+        let run = match &self.run {
+            RunSpec::Lua { entry } => format!("lua {entry}"),
+            RunSpec::Exec { argv, .. } => format!("exec {}", argv.join(" ")),
+        };
+        let _ = writeln!(out, "{} {}: {run}", self.name, self.version);
+        let (mut dirs, mut links, mut generated) = (0u64, 0u64, 0u64);
+        for e in self.entries() {
+            let (kind, from) = match (&e.kind, &e.source) {
+                (EntryKind::Dir, _) => {
+                    dirs += 1;
+                    ('d', String::new())
+                }
+                (EntryKind::Symlink, _) => {
+                    links += 1;
+                    (
+                        'l',
+                        format!("-> {}", e.target.as_deref().unwrap_or_default()),
+                    )
+                }
+                (EntryKind::File, Source::Disk(p)) => ('f', format!("<- {}", p.display())),
+                (EntryKind::File, _) => {
+                    generated += e.size;
+                    ('f', "(generated)".to_owned())
+                }
+            };
+            let size = if e.kind == EntryKind::File {
+                human_bytes(e.size)
+            } else {
+                String::new()
+            };
+            let name = if e.kind == EntryKind::Dir {
+                format!("{}/", e.name)
+            } else {
+                e.name.clone()
+            };
+            let _ = writeln!(out, "{kind} {size:>10}  {name}  {from}");
+        }
+        let (files, bytes) = self.file_totals();
+        let _ = writeln!(
+            out,
+            "{files} files ({}, {} of it generated), {dirs} directories, {links} symlinks",
+            human_bytes(bytes),
+            human_bytes(generated)
+        );
+        out
+    }
+}
+
+fn check_exec(
+    plan: &Plan,
+    argv: &[String],
+    env: &BTreeMap<String, String>,
+) -> Result<(), PackError> {
+    let bad = |reason: String| Err(PackError::BadExec { reason });
+    let Some(program) = argv.first() else {
+        return bad("it is empty; name a program inside the app directory".into());
+    };
+    if let Some(nul) = argv.iter().find(|a| a.contains('\0')) {
+        return bad(format!("`{}` contains a NUL byte", nul.escape_debug()));
+    }
+    if path::validate(program).is_err() || path::is_reserved(program) {
+        return bad(format!(
+            "the program `{program}` is not a relative path inside the app directory"
+        ));
+    }
+    match plan.resolve(program) {
+        Some(e) if e.kind == EntryKind::File && e.mode & 0o111 != 0 => {}
+        Some(e) if e.kind == EntryKind::File => {
+            return bad(format!(
+                "the program `{program}` is not executable (run `chmod +x` on it before packing)"
+            ));
+        }
+        _ => {
+            return bad(format!(
+                "the program `{program}` is not a file in the app directory"
+            ));
+        }
+    }
+    for (key, value) in env {
+        let env_bad = |reason: String| {
+            Err(PackError::BadEnv {
+                key: key.clone(),
+                reason,
+            })
+        };
+        if value.contains('\0') {
+            return env_bad("its value contains a NUL byte".into());
+        }
+        if key.is_empty() || key.contains('=') || key.contains('\0') {
+            return env_bad("it is not a valid environment variable name".into());
+        }
+        if key == "WRAPKIT_EXE" || key == "WRAPKIT_ROOT" {
+            return env_bad("it is set by the runtime and cannot be overridden".into());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str) -> Planned {
+        Planned {
+            name: name.into(),
+            kind: EntryKind::File,
+            mode: 0o644,
+            size: 1,
+            target: None,
+            source: Source::Generated(b"x".to_vec()),
+        }
+    }
+
+    #[test]
+    fn parents_are_added_and_names_checked() {
+        let mut plan = Plan::new("a".into(), "1".into(), RunSpec::Lua { entry: "x".into() });
+        plan.add(file("lib/python3/os.py")).unwrap();
+        let names: Vec<_> = plan.entries().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["lib", "lib/python3", "lib/python3/os.py"]);
+        assert!(matches!(
+            plan.add(file("LIB/x")),
+            Err(PackError::Collision { .. })
+        ));
+        assert!(matches!(
+            plan.add(file("lib/python3/os.py/x")),
+            Err(PackError::Collision { .. })
+        ));
+        assert!(matches!(
+            plan.add(file(".wrapkit/x")),
+            Err(PackError::Reserved { .. })
+        ));
+        assert!(matches!(
+            plan.add(file("a/../b")),
+            Err(PackError::BadName { .. })
+        ));
+    }
+}
