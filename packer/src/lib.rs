@@ -21,6 +21,7 @@ pub mod walk;
 use std::process::ExitCode;
 
 use clap::Parser;
+use wrapkit_runtime::format::path::printable;
 
 /// Exit code for a failed command (usage errors exit 2, through clap).
 pub const EXIT_FAILURE: u8 = 1;
@@ -37,15 +38,18 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Prints `err` once: `error:`, `caused by:` lines, a `hint:`. Every line is escaped, since
+/// paths, names and targets in it may come from an archive or a hostile directory and must
+/// not rewrite the terminal or forge a line of their own.
 fn report(err: &anyhow::Error) {
-    eprintln!("error: {err}");
+    eprintln!("error: {}", printable(&err.to_string()));
     for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        eprintln!("  caused by: {}", printable(&cause.to_string()));
     }
     if let Some(hint) = err
         .downcast_ref::<error::PackError>()
         .and_then(error::PackError::hint)
     {
-        eprintln!("hint: {hint}");
+        eprintln!("hint: {}", printable(&hint));
     }
 }
