@@ -556,6 +556,7 @@ fn a_huge_declared_size_with_a_tiny_stream_is_not_allocated_by_cat_or_unpack() {
         "{err}"
     );
     assert!(peak_kib < 200 << 10, "cat peaked at {peak_kib} KiB");
+    eprintln!("cat of a 30 GiB declaration: peak RSS {peak_kib} KiB");
     let out = sb.dir.path().join("out");
     let (run, peak_kib) = run_bounded(&["unpack".as_ref(), app.as_os_str(), out.as_os_str()]);
     let err = run.fails_with(1);
@@ -583,6 +584,7 @@ fn cat_streams_and_a_closed_pipe_is_not_an_error() {
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(run.stdout.as_bytes() == data, "cat wrote other bytes");
     assert!(peak_kib < 200 << 10, "cat peaked at {peak_kib} KiB");
+    eprintln!("cat of a 40 MiB deflated entry: peak RSS {peak_kib} KiB");
     // `head` exits after one line; wrapkit gets EPIPE and ends quietly, with success.
     let run = Run::of(Command::new("bash").arg("-c").arg(format!(
         "set -o pipefail; '{}' cat '{}' big.txt | head -1",
