@@ -15,7 +15,7 @@ for v in 1 2 3; do
   echo "return 1" > "$app/lib/m.lua"
   ln -s lib/m.lua "$app/alias.lua"
 done
-for target in archive extract; do
+for target in archive extract read; do
   mkdir -p "$here/corpus/$target"
   "$wrapkit" pack "$tmp/app1" -o "$here/corpus/$target/seed-auto" --runtime "$tmp/stub" -q
   "$wrapkit" pack "$tmp/app2" -o "$here/corpus/$target/seed-store" --runtime "$tmp/stub" -q --compression store

@@ -54,8 +54,19 @@ pub enum PackError {
     Collision { first: String, second: String },
     #[error("{}: is a {kind}; only regular files, directories and symlinks can be packed", path.display())]
     SpecialFile { path: PathBuf, kind: &'static str },
-    #[error("symlink {} points outside the app directory (to `{target}`)", path.display())]
-    SymlinkEscapes { path: PathBuf, target: String },
+    #[error(
+        "symlink {} points outside the app directory (to `{target}`{})",
+        path.display(),
+        if through.is_empty() { String::new() } else { format!(", through {through}") }
+    )]
+    SymlinkEscapes {
+        path: PathBuf,
+        target: String,
+        /// The other links on the way out, as `` `a` -> `b` ``, or empty.
+        through: String,
+    },
+    #[error("symlink {} (to `{target}`) takes more than 40 links to resolve", path.display())]
+    SymlinkChainTooLong { path: PathBuf, target: String },
     #[error("the entry script `{entry}` is not a file in {}", dir.display())]
     MissingEntry { entry: String, dir: PathBuf },
     #[error("SOURCE_DATE_EPOCH=`{value}` is not a whole number of seconds")]
@@ -108,7 +119,7 @@ impl PackError {
                 "rename one of them: they would overwrite each other on macOS and Windows".into()
             }
             PackError::SpecialFile { .. } => "leave it out with `--exclude`".into(),
-            PackError::SymlinkEscapes { .. } => {
+            PackError::SymlinkEscapes { .. } | PackError::SymlinkChainTooLong { .. } => {
                 "pass `--follow-symlinks` to pack what links point to, or exclude the link".into()
             }
             PackError::MissingEntry { .. } => {

@@ -12,9 +12,11 @@
 //! `wrapkit pack --list` only prints one ([`Plan::listing`]).
 
 use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use wrapkit_runtime::format::links::{Node, Resolved, Resolver};
 use wrapkit_runtime::format::manifest::Run;
 use wrapkit_runtime::format::{EntryKind, path};
 
@@ -183,18 +185,23 @@ impl Plan {
         }
     }
 
-    /// The entry `name` leads to, following symlinks in the plan as the OS would.
+    /// The entry `name` leads to, following symlinks in the plan as the OS would (with the
+    /// format's one resolver); `None` if it leads nowhere or out of the tree.
     pub fn resolve(&self, name: &str) -> Option<&Planned> {
-        let mut name = path::normalise(name)?;
-        for _ in 0..40 {
-            match self.entries.get(&name) {
-                Some(e) if e.kind == EntryKind::Symlink => {
-                    name = path::resolve_link(&e.name, e.target.as_deref()?)?;
-                }
-                found => return found,
-            }
+        let mut resolver = Resolver::new(|n: &str| -> Result<Node, Infallible> {
+            Ok(match self.entries.get(n) {
+                None => Node::Missing,
+                Some(e) => match e.kind {
+                    EntryKind::Dir => Node::Dir,
+                    EntryKind::File => Node::File,
+                    EntryKind::Symlink => Node::Symlink(e.target.clone().unwrap_or_default()),
+                },
+            })
+        });
+        match resolver.resolve(name) {
+            Ok(Resolved::Found { name, .. }) => self.entries.get(&name),
+            _ => None,
         }
-        None
     }
 
     /// What `wrapkit pack --list` prints: the run spec, one line per entry (kind, size, name,

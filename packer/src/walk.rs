@@ -4,14 +4,16 @@
 //! order the filesystem lists them in. Names are checked against the format's rules as they are
 //! found, so a name the runtime would refuse never reaches the writer. What cannot be packed is
 //! an error naming the path, never a silent skip: special files, names that are not UTF-8,
-//! symlinks that leave the tree (unless links are followed), names that collide on
-//! case-insensitive filesystems.
+//! symlinks that leave the tree when followed through every other packed link (unless links are
+//! followed), names that collide on case-insensitive filesystems.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use wrapkit_runtime::format::links::{Chain, LinkError, Node, Resolver};
 use wrapkit_runtime::format::{EntryKind, path};
 
 use crate::error::PackError;
@@ -137,14 +139,7 @@ pub fn walk(
         } else if ft.is_file() {
             (EntryKind::File, None)
         } else if ft.is_symlink() {
-            let target = read_link_utf8(dent.path())?;
-            if path::resolve_link(&name, &target).is_none() {
-                return Err(PackError::SymlinkEscapes {
-                    path: dent.path().to_path_buf(),
-                    target,
-                });
-            }
-            (EntryKind::Symlink, Some(target))
+            (EntryKind::Symlink, Some(read_link_utf8(dent.path())?))
         } else {
             let kind = if ft.is_fifo() {
                 "fifo"
@@ -172,7 +167,58 @@ pub fn walk(
     let mut kept = apply_include(found, filter);
     kept.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
     check_collisions(&kept)?;
+    check_links(&kept)?;
     Ok(kept)
+}
+
+/// Every symlink packed, resolved against what is packed with the runtime's resolver (the one
+/// the validator uses), must stay inside: a chain of links each inside on its own can still
+/// leave (`sub/up -> ..`, `x -> sub/up/../../etc/passwd`). With `--follow-symlinks` there are
+/// no links left to check. Links that loop are packed as they are (docs/cli.md).
+fn check_links(entries: &[SourceEntry]) -> Result<(), PackError> {
+    if !entries.iter().any(|e| e.kind == EntryKind::Symlink) {
+        return Ok(());
+    }
+    let find = |name: &str| {
+        entries
+            .binary_search_by(|e| e.name.as_bytes().cmp(name.as_bytes()))
+            .ok()
+            .map(|i| &entries[i])
+    };
+    let mut resolver = Resolver::new(|name: &str| -> Result<Node, Infallible> {
+        Ok(match find(name) {
+            Some(e) => match e.kind {
+                EntryKind::Dir => Node::Dir,
+                EntryKind::File => Node::File,
+                EntryKind::Symlink => Node::Symlink(e.target.clone().unwrap_or_default()),
+            },
+            None => Node::Missing,
+        })
+    });
+    for e in entries.iter().filter(|e| e.kind == EntryKind::Symlink) {
+        let target = e.target.clone().unwrap_or_default();
+        match resolver.resolve(&e.name) {
+            Ok(_) | Err(LinkError::TooManyLinks { loop_: true }) => {}
+            Err(LinkError::Leaves { chain }) => {
+                return Err(PackError::SymlinkEscapes {
+                    path: e.source.clone(),
+                    target,
+                    through: chain
+                        .get(1..)
+                        .map(|rest| Chain(rest).to_string())
+                        .unwrap_or_default(),
+                });
+            }
+            Err(LinkError::TooManyLinks { loop_: false }) => {
+                return Err(PackError::SymlinkChainTooLong {
+                    path: e.source.clone(),
+                    target,
+                });
+            }
+            Err(LinkError::Lookup(never)) => match never {},
+        }
+    }
+    Ok(())
 }
 
 /// Keeps files and links that match an include pattern, and the directories that hold them or

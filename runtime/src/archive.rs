@@ -13,13 +13,11 @@
 use std::borrow::Cow;
 
 use crate::format::index::{Entry, Index};
+use crate::format::links::{self, LinkError, Node, Resolved};
 use crate::format::manifest::Manifest;
 use crate::format::trailer::{TRAILER_LEN, Trailer};
 use crate::format::zip::{self, CentralEnd, Eocd, FLAG_DATA_DESCRIPTOR, FLAG_ENCRYPTED};
-use crate::format::{EntryKind, FormatError, INDEX_NAME, MANIFEST_NAME, method, path};
-
-/// How many symlinks one lookup may follow, as Linux's `MAXSYMLINKS`.
-const MAX_SYMLINK_HOPS: u32 = 40;
+use crate::format::{EntryKind, FormatError, INDEX_NAME, MANIFEST_NAME, method};
 
 /// A payload, opened.
 #[derive(Debug, Clone)]
@@ -217,8 +215,9 @@ impl<'a> Archive<'a> {
         self.index.lookup(name)
     }
 
-    /// The entry at `name` after following symlinks in every component, like `stat(2)`.
-    /// Links that leave the archive resolve to nothing.
+    /// The entry at `name` after following symlinks in every component, like `stat(2)`, with
+    /// the one resolver the validator uses ([`links::Resolver`]). A path that leaves the
+    /// archive, even through a chain of links each inside it, resolves to nothing.
     pub fn resolve(&self, name: &str) -> Result<Option<Entry<'a>>, FormatError> {
         let direct = self.lookup(name)?;
         if !self.index.has_symlinks()
@@ -228,46 +227,30 @@ impl<'a> Archive<'a> {
         {
             return Ok(direct);
         }
-        let mut pending: Vec<String> = name.rsplit('/').map(str::to_owned).collect();
-        let mut resolved = String::new();
-        let mut hops = 0;
-        while let Some(component) = pending.pop() {
-            let candidate = if resolved.is_empty() {
-                component
-            } else {
-                format!("{resolved}/{component}")
+        let mut resolver = links::Resolver::new(|candidate: &str| {
+            let Some(entry) = self.lookup(candidate)? else {
+                return Ok(Node::Missing);
             };
-            let Some(entry) = self.lookup(&candidate)? else {
-                return Ok(None);
-            };
-            match entry.kind {
+            Ok(match entry.kind {
+                EntryKind::Dir => Node::Dir,
+                EntryKind::File => Node::File,
                 EntryKind::Symlink => {
-                    hops += 1;
-                    if hops > MAX_SYMLINK_HOPS {
-                        return Err(FormatError::entry(
-                            name,
-                            "too many levels of symbolic links",
-                        ));
-                    }
                     let target = self.contents(&entry, true)?;
                     let target = std::str::from_utf8(&target).map_err(|_| {
                         FormatError::entry(entry.name, "symlink target is not UTF-8")
                     })?;
-                    let Some(next) = path::resolve_link(&candidate, target) else {
-                        return Ok(None);
-                    };
-                    pending.extend(
-                        next.rsplit('/')
-                            .filter(|c| !c.is_empty())
-                            .map(str::to_owned),
-                    );
-                    resolved.clear();
+                    Node::Symlink(target.to_owned())
                 }
-                EntryKind::File if !pending.is_empty() => return Ok(None),
-                _ => resolved = candidate,
+            })
+        });
+        match resolver.resolve(name) {
+            Ok(Resolved::Found { name, .. }) => self.lookup(&name),
+            Ok(Resolved::Missing) | Err(LinkError::Leaves { .. }) => Ok(None),
+            Err(err @ LinkError::TooManyLinks { .. }) => {
+                Err(FormatError::entry(name, err.to_string()))
             }
+            Err(LinkError::Lookup(err)) => Err(err),
         }
-        self.lookup(&resolved)
     }
 
     /// The entry's bytes as stored (compressed or not), after checking its local header

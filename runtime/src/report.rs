@@ -11,11 +11,13 @@
 //! The first line is the error itself, then one `caused by:` line per source in its chain (a
 //! cause whose text the line above already ends with is not repeated), then at most one
 //! `hint:`, which the error's own type chooses ([`Hinted`]). Every line is printed with control
-//! characters escaped, so a name or string from an archive can never forge another `error:`
+//! characters escaped ([`printable`]), so a name or string from an archive can never forge another `error:`
 //! line or move the cursor.
 
 use std::error::Error;
 use std::fmt::Write as _;
+
+use crate::format::path::printable;
 
 /// An error that knows what the user can do about it.
 pub trait Hinted: Error {
@@ -60,23 +62,6 @@ pub fn block(messages: impl IntoIterator<Item = String>, hint: Option<&str>) -> 
     out
 }
 
-/// `text` with every control character (C0, DEL, C1: escape sequences, CR, LF, tabs) written
-/// as a Rust-style escape, so it shows as one inert line.
-pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,7 +78,7 @@ mod tests {
         );
         assert_eq!(
             render(Some("/bin/app"), &err, Some("free some space")),
-            "error: /bin/app: cannot write x\\n\\u{1b}[2Jerror: forged\n  caused by: disk full\nhint: free some space\n"
+            "error: /bin/app: cannot write x\\n\\x1b[2Jerror: forged\n  caused by: disk full\nhint: free some space\n"
         );
     }
 

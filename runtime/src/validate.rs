@@ -9,7 +9,8 @@
 //!   (traversal, absolute, backslash, drive letter, control characters), or that collide with
 //!   another name exactly, after case-folding or NFC normalisation;
 //! - a file (or symlink) that is also a directory prefix of another entry;
-//! - symlinks whose target leaves the tree, and special file types;
+//! - symlinks that leave the tree when followed as the OS would, through every other link
+//!   ([`crate::format::links`]), and special file types;
 //! - encrypted, multi-disk, data-descriptor and unknown-method entries;
 //! - local headers that disagree with the central directory (name, method, flags, CRC, sizes);
 //! - entries that overlap each other or the central directory, or lie outside the archive;
@@ -22,6 +23,7 @@ use std::collections::HashMap;
 
 use crate::archive::Archive;
 use crate::format::index::Entry;
+use crate::format::links::{Chain, LinkError, Node, Resolver};
 use crate::format::zip::{self, FLAG_DATA_DESCRIPTOR, FLAG_ENCRYPTED, FLAG_UTF8};
 use crate::format::{EntryKind, FormatError, INDEX_NAME, MANIFEST_NAME, method, path};
 
@@ -124,7 +126,7 @@ pub fn validate<'a>(archive: &Archive<'a>) -> Result<Validated<'a>, FormatError>
         ));
     }
     check_spans(archive, &entries)?;
-    check_names(&entries)?;
+    let tree = check_names(&entries)?;
     check_trailer(archive, &reserved)?;
     for c in entries.iter().filter(|c| path::is_reserved(c.name)) {
         check_reserved_data(archive, c)?;
@@ -136,14 +138,18 @@ pub fn validate<'a>(archive: &Archive<'a>) -> Result<Validated<'a>, FormatError>
         .collect();
     let mut out = Vec::with_capacity(app.len());
     let (mut total_size, mut total_compressed, mut files) = (0u64, 0u64, 0u64);
-    for c in &app {
+    let mut targets = HashMap::new();
+    for (i, c) in entries.iter().enumerate() {
+        if path::is_reserved(c.name) {
+            continue;
+        }
         if c.kind == EntryKind::File {
             files += 1;
             total_size = total_size.saturating_add(c.size);
             total_compressed = total_compressed.saturating_add(c.compressed_size);
         }
         if c.kind == EntryKind::Symlink {
-            check_symlink(archive, c)?;
+            targets.insert(i, check_symlink(archive, c)?);
         }
     }
     if total_size > LIMITS.max_total_size {
@@ -156,6 +162,7 @@ pub fn validate<'a>(archive: &Archive<'a>) -> Result<Validated<'a>, FormatError>
             ),
         ));
     }
+    check_links(&entries, &tree, &targets)?;
     check_index(archive, &app, &mut out)?;
     Ok(Validated {
         entries: out,
@@ -333,10 +340,11 @@ fn check_spans(archive: &Archive<'_>, entries: &[Central<'_>]) -> Result<(), For
     Ok(())
 }
 
-/// Duplicates (exact, case-folded, NFC) and files that are also directory prefixes.
-fn check_names(entries: &[Central<'_>]) -> Result<(), FormatError> {
+/// Duplicates (exact, case-folded, NFC) and files that are also directory prefixes. Linear in
+/// the total length of the names, plus a sort: walking every parent of every name instead is
+/// quadratic in their depth (3,000 names of 2,040 components took seconds).
+fn check_names<'a>(entries: &[Central<'a>]) -> Result<Tree<'a>, FormatError> {
     let mut by_key: HashMap<String, &str> = HashMap::with_capacity(entries.len());
-    let mut kinds: HashMap<&str, EntryKind> = HashMap::with_capacity(entries.len());
     for c in entries {
         if let Some(first) = by_key.insert(path::collision_key(c.name), c.name) {
             let why = if first == c.name {
@@ -348,27 +356,63 @@ fn check_names(entries: &[Central<'_>]) -> Result<(), FormatError> {
             };
             return Err(FormatError::entry(c.name, why));
         }
-        kinds.insert(c.name, c.kind);
     }
-    for c in entries {
-        let mut parent = path::parent(c.name);
-        while !parent.is_empty() {
-            if let Some(kind) = kinds.get(parent).filter(|k| **k != EntryKind::Dir) {
-                return Err(FormatError::entry(
+    let tree = Tree::new(entries);
+    for c in entries.iter().filter(|c| c.kind != EntryKind::Dir) {
+        if let Some(inside) = tree.first_inside(c.name) {
+            return Err(FormatError::entry(
+                inside,
+                format!(
+                    "`{}` is a {} but this entry is inside it",
                     c.name,
-                    format!(
-                        "`{parent}` is a {} but this entry is inside it",
-                        kind.as_str()
-                    ),
-                ));
-            }
-            parent = path::parent(parent);
+                    c.kind.as_str()
+                ),
+            ));
         }
     }
-    Ok(())
+    Ok(tree)
 }
 
-fn check_symlink(archive: &Archive<'_>, c: &Central<'_>) -> Result<(), FormatError> {
+/// Every entry's name, sorted, for lookups by name and by prefix.
+struct Tree<'a> {
+    /// `(name, index into the entries)`, sorted by name bytewise.
+    sorted: Vec<(&'a str, usize)>,
+}
+
+impl<'a> Tree<'a> {
+    fn new(entries: &[Central<'a>]) -> Self {
+        let mut sorted: Vec<(&'a str, usize)> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name, i))
+            .collect();
+        sorted.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        Tree { sorted }
+    }
+
+    /// The entry named exactly `name`.
+    fn get(&self, name: &str) -> Option<usize> {
+        self.sorted
+            .binary_search_by(|(n, _)| n.as_bytes().cmp(name.as_bytes()))
+            .ok()
+            .map(|i| self.sorted[i].1)
+    }
+
+    /// Some name under `dir/`, if any: `dir` is then a directory, listed or not.
+    fn first_inside(&self, dir: &str) -> Option<&'a str> {
+        let prefix = format!("{dir}/");
+        let at = self
+            .sorted
+            .partition_point(|(n, _)| n.as_bytes() < prefix.as_bytes());
+        self.sorted
+            .get(at)
+            .map(|(n, _)| *n)
+            .filter(|n| n.starts_with(&prefix))
+    }
+}
+
+/// The basic checks of a symlink entry; returns its target.
+fn check_symlink<'a>(archive: &Archive<'a>, c: &Central<'a>) -> Result<&'a str, FormatError> {
     if c.method != method::STORED || c.size > LIMITS.max_link_len {
         return Err(FormatError::entry(
             c.name,
@@ -384,11 +428,55 @@ fn check_symlink(archive: &Archive<'_>, c: &Central<'_>) -> Result<(), FormatErr
             "its target is empty or has control characters or backslashes",
         ));
     }
-    if path::resolve_link(c.name, target).is_none() {
-        return Err(FormatError::entry(
-            c.name,
-            format!("symlink to `{target}` leaves the archive"),
-        ));
+    Ok(target)
+}
+
+/// Every symlink, resolved against the whole tree as the OS would follow it, must stay inside:
+/// a chain of links each harmless alone (`sub/up -> ..`, `x -> sub/up/../../etc/passwd`) is
+/// caught here. Links that loop are left alone (following them fails, it cannot escape); a chain
+/// longer than the OS follows is refused, since another system might follow it further.
+fn check_links<'a>(
+    entries: &[Central<'a>],
+    tree: &Tree<'a>,
+    targets: &HashMap<usize, &'a str>,
+) -> Result<(), FormatError> {
+    let mut resolver = Resolver::new(|name: &str| -> Result<Node, std::convert::Infallible> {
+        Ok(match tree.get(name) {
+            Some(i) => match entries[i].kind {
+                EntryKind::Dir => Node::Dir,
+                EntryKind::File => Node::File,
+                EntryKind::Symlink => Node::Symlink(targets[&i].to_owned()),
+            },
+            None if tree.first_inside(name).is_some() => Node::Dir,
+            None => Node::Missing,
+        })
+    });
+    let mut links: Vec<(&str, &str)> = targets
+        .iter()
+        .map(|(&i, &target)| (entries[i].name, target))
+        .collect();
+    links.sort_unstable();
+    for (name, target) in links {
+        match resolver.resolve(name) {
+            Ok(_) | Err(LinkError::TooManyLinks { loop_: true }) => {}
+            Err(LinkError::Leaves { chain }) => {
+                let through = match chain.get(1..) {
+                    Some(rest) if !rest.is_empty() => format!(" (through {})", Chain(rest)),
+                    _ => String::new(),
+                };
+                return Err(FormatError::entry(
+                    name,
+                    format!("symlink to `{target}` leaves the archive{through}"),
+                ));
+            }
+            Err(err @ LinkError::TooManyLinks { loop_: false }) => {
+                return Err(FormatError::entry(
+                    name,
+                    format!("symlink to `{target}`: {err}"),
+                ));
+            }
+            Err(LinkError::Lookup(never)) => match never {},
+        }
     }
     Ok(())
 }

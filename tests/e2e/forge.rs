@@ -80,6 +80,21 @@ impl Forged {
 /// Builds a packed executable: `stub` then a payload holding `entries` and a Lua manifest
 /// running `entry`.
 pub fn forge(stub: &[u8], entries: &[Forged], entry: &str) -> Vec<u8> {
+    let manifest = Manifest {
+        format: FORMAT_VERSION,
+        name: "forged".into(),
+        version: "0".into(),
+        packer: "forge".into(),
+        stub: StubInfo::of(stub),
+        run: Run::Lua {
+            entry: entry.into(),
+        },
+    };
+    forge_with(stub, entries, &manifest)
+}
+
+/// [`forge`] with any manifest.
+pub fn forge_with(stub: &[u8], entries: &[Forged], manifest: &Manifest) -> Vec<u8> {
     let mut out = stub.to_vec();
     let start = out.len() as u64;
     let mut central = Vec::new();
@@ -131,16 +146,6 @@ pub fn forge(stub: &[u8], entries: &[Forged], entry: &str) -> Vec<u8> {
             size: e.size,
         });
     }
-    let manifest = Manifest {
-        format: FORMAT_VERSION,
-        name: "forged".into(),
-        version: "0".into(),
-        packer: "forge".into(),
-        stub: StubInfo::of(stub),
-        run: Run::Lua {
-            entry: entry.into(),
-        },
-    };
     let mut reserved_at = Vec::new();
     for (name, data) in [
         (INDEX_NAME, index.encode()),

@@ -76,18 +76,21 @@ fn walkdir(root: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// `ls`, `extract` and `verify` all refuse the archive with `expect` in their message, and
-/// nothing but the forged file exists in the sandbox afterwards.
+/// `ls`, `extract`, `verify` and `cat` all refuse the archive with `expect` in their message,
+/// and nothing but the forged file exists in the sandbox afterwards.
 #[track_caller]
 fn refused_everywhere(entries: &[Forged], expect: &str) {
     let sb = Sandbox::new();
     let app = sb.write(entries);
     let out = sb.dir.path().join("out");
-    for args in [vec!["ls"], vec!["verify"], vec!["extract"]] {
+    for args in [vec!["ls"], vec!["verify"], vec!["extract"], vec!["cat"]] {
         let mut cmd = wrapkit();
         cmd.args(&args).arg(&app);
         if args[0] == "extract" {
             cmd.arg(&out);
+        }
+        if args[0] == "cat" {
+            cmd.arg("main.lua");
         }
         let err = Run::of(&mut cmd).fails_with(1);
         assert!(err.starts_with("error: "), "{args:?}: {err}");
@@ -365,4 +368,354 @@ fn the_runtime_never_serves_a_name_the_validator_would_refuse() {
 fn write_bomb_for_benchmarks() {
     let path = std::env::var_os("WRAPKIT_WRITE_BOMB").expect("set WRAPKIT_WRITE_BOMB");
     fs::write(path, forge(stub(), &overlapping_bomb(), "main.lua")).unwrap();
+}
+
+/// `sub/up -> ..` and `x -> sub/up/../../etc/passwd` each stay inside the tree when checked
+/// alone, lexically; followed by the OS, `x` leaves it.
+fn parent_link_chain() -> Vec<Forged> {
+    vec![
+        main_lua(),
+        Forged::dir("sub"),
+        Forged::symlink("sub/up", ".."),
+        Forged::symlink("x", "sub/up/../../etc/passwd"),
+    ]
+}
+
+#[test]
+fn symlink_chain_through_a_parent_link_is_refused_everywhere() {
+    refused_everywhere(
+        &parent_link_chain(),
+        "entry `x`: symlink to `sub/up/../../etc/passwd` leaves the archive",
+    );
+    // `..` after a link to a directory applies to where the link led (`a`), not to the text.
+    refused_everywhere(
+        &[
+            main_lua(),
+            Forged::dir("a"),
+            Forged::dir("a/b"),
+            Forged::symlink("d", "a/b"),
+            Forged::symlink("x", "d/../../.."),
+        ],
+        "entry `x`: symlink to `d/../../..` leaves the archive",
+    );
+    // Reached through another link, the message names the chain.
+    refused_everywhere(
+        &[
+            main_lua(),
+            Forged::dir("sub"),
+            Forged::symlink("sub/up", ".."),
+            Forged::symlink("sub/out", "up"),
+            Forged::symlink("y", "sub/out/../etc/passwd"),
+        ],
+        "entry `y`: symlink to `sub/out/../etc/passwd` leaves the archive (through `sub/out` -> `up`)",
+    );
+}
+
+#[test]
+fn in_tree_link_chains_are_still_accepted_and_followed() {
+    let sb = Sandbox::new();
+    let app = sb.write(&[
+        main_lua(),
+        Forged::dir("a"),
+        Forged::dir("a/b"),
+        Forged::file("a/f.txt", b"through the chain"),
+        Forged::symlink("d", "a/b"),
+        Forged::symlink("x", "d/../f.txt"),
+        Forged::symlink("loop1", "loop2"),
+        Forged::symlink("loop2", "loop1"),
+    ]);
+    Run::of(wrapkit().arg("verify").arg(&app)).ok();
+    assert_eq!(
+        Run::of(wrapkit().arg("cat").arg(&app).arg("x")).ok(),
+        "through the chain"
+    );
+    let err = Run::of(wrapkit().arg("cat").arg(&app).arg("loop1")).fails_with(1);
+    assert!(err.contains("too many levels of symbolic links"), "{err}");
+}
+
+#[test]
+fn symlink_chain_through_a_parent_link_does_not_reach_a_file_in_the_runtime() {
+    // The stub opens archives in O(1) without the full validation, so its own resolver must
+    // not follow the chain: lexically `x` is `etc/passwd` (planted here), physically it is
+    // outside the archive and names nothing.
+    let sb = Sandbox::new();
+    let mut entries = parent_link_chain();
+    entries[0] = Forged::file(
+        "main.lua",
+        b"local w = require('wrapkit')\n\
+          print(pcall(w.read, 'x'))\n\
+          print(io.open(w.root .. '/x'))\n",
+    );
+    entries.push(Forged::dir("etc"));
+    entries.push(Forged::file("etc/passwd", b"root:planted"));
+    let app = sb.write(&entries);
+    let out = Run::of(&mut Command::new(&app)).ok();
+    assert!(!out.contains("root:"), "the chain was followed:\n{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("x: No such file or directory"), "{out}");
+    assert!(lines[1].starts_with("nil\t"), "{out}");
+}
+
+#[test]
+fn symlink_chain_through_a_parent_link_is_refused_when_packing() {
+    let app = App::new()
+        .file("main.lua", "print('hi')")
+        .dir("sub")
+        .symlink("sub/up", "..")
+        .symlink("x", "sub/up/../../etc/passwd");
+    let out = app.scratch().join("packed");
+    let err = app.pack_to(&out, &[]).fails_with(1);
+    assert!(
+        err.starts_with("error: symlink ")
+            && err
+                .contains("/app/x points outside the app directory (to `sub/up/../../etc/passwd`, through `sub/up` -> `..`)"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing is written");
+    // Through another link, the chain is named.
+    let app = App::new()
+        .file("main.lua", "print('hi')")
+        .dir("sub")
+        .symlink("sub/up", "..")
+        .symlink("sub/out", "up")
+        .symlink("y", "sub/out/../x");
+    let err = app.pack_to(&app.scratch().join("o"), &[]).fails_with(1);
+    assert!(
+        err.contains(
+            "/app/y points outside the app directory (to `sub/out/../x`, through `sub/out` -> `up`)"
+        ),
+        "{err}"
+    );
+}
+
+/// 3,000 names of 2,040 components each: walking every parent of every name through a hash
+/// map took seconds; sorting once takes milliseconds.
+#[test]
+fn validating_deep_names_is_not_quadratic_in_their_depth() {
+    let deep = "a/".repeat(2039);
+    let mut entries = vec![main_lua()];
+    entries.extend((0..3000).map(|i| Forged::file(&format!("{deep}{i:04}"), b"")));
+    assert!(entries[1].name.len() <= 4096);
+    let sb = Sandbox::new();
+    let app = sb.write(&entries);
+    let started = std::time::Instant::now();
+    let run = Run::of(
+        wrapkit()
+            .arg("ls")
+            .arg(&app)
+            .stdout(std::process::Stdio::null()),
+    );
+    let took = started.elapsed();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(took.as_secs_f64() < 1.0, "`wrapkit ls` took {took:?}");
+}
+
+/// Runs `wrapkit ARGS` with its address space limited to 2 GiB and returns the run and its
+/// peak RSS in KiB (from GNU time).
+fn run_bounded(args: &[&std::ffi::OsStr]) -> (Run, u64) {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"ulimit -v 2097152 && exec /usr/bin/time -f "peak-rss-kib %M" "$@""#)
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_wrapkit"))
+        .args(args);
+    let mut run = Run::of(&mut cmd);
+    let (rest, peak) = run
+        .stderr
+        .trim_end()
+        .rsplit_once('\n')
+        .map_or(("", run.stderr.trim_end()), |(a, b)| (a, b));
+    let peak = peak
+        .strip_prefix("peak-rss-kib ")
+        .and_then(|k| k.parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS from /usr/bin/time:\n{}", run.stderr));
+    run.stderr = if rest.is_empty() {
+        String::new()
+    } else {
+        format!("{rest}\n")
+    };
+    (run, peak)
+}
+
+#[test]
+fn a_huge_declared_size_with_a_tiny_stream_is_not_allocated_by_cat_or_unpack() {
+    // 30 GiB declared from 31.2 MB stored (deflate's ratio allows it): a real stream of a few
+    // bytes, then zeros.
+    let size: u64 = 30 << 30;
+    let mut big = Forged::deflated("big.bin", b"tiny");
+    big.data.resize((size / 1032 + 1) as usize, 0);
+    big.size = size;
+    let sb = Sandbox::new();
+    let app = sb.write(&[main_lua(), big]);
+    let started = std::time::Instant::now();
+    let (run, peak_kib) = run_bounded(&["cat".as_ref(), app.as_os_str(), "big.bin".as_ref()]);
+    let err = run.fails_with(1);
+    assert!(
+        err.starts_with("error: ")
+            && err.contains("entry `big.bin`: inflates to 4 bytes, but declares 32212254720"),
+        "{err}"
+    );
+    assert!(peak_kib < 200 << 10, "cat peaked at {peak_kib} KiB");
+    eprintln!("cat of a 30 GiB declaration: peak RSS {peak_kib} KiB");
+    let out = sb.dir.path().join("out");
+    let (run, peak_kib) = run_bounded(&["unpack".as_ref(), app.as_os_str(), out.as_os_str()]);
+    let err = run.fails_with(1);
+    assert!(
+        err.contains("entry `big.bin`: inflates to 4 bytes"),
+        "{err}"
+    );
+    assert!(peak_kib < 200 << 10, "unpack peaked at {peak_kib} KiB");
+    assert!(!out.exists());
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn cat_streams_and_a_closed_pipe_is_not_an_error() {
+    let data: Vec<u8> = (0..(40u32 << 20) / 8)
+        .flat_map(|i| format!("{i:07}\n").into_bytes())
+        .collect();
+    let sb = Sandbox::new();
+    let app = sb.write(&[main_lua(), Forged::deflated("big.txt", &data)]);
+    let (run, peak_kib) = run_bounded(&["cat".as_ref(), app.as_os_str(), "big.txt".as_ref()]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.as_bytes() == data, "cat wrote other bytes");
+    assert!(peak_kib < 200 << 10, "cat peaked at {peak_kib} KiB");
+    eprintln!("cat of a 40 MiB deflated entry: peak RSS {peak_kib} KiB");
+    // `head` exits after one line; wrapkit gets EPIPE and ends quietly, with success.
+    let run = Run::of(Command::new("bash").arg("-c").arg(format!(
+        "set -o pipefail; '{}' cat '{}' big.txt | head -1",
+        env!("CARGO_BIN_EXE_wrapkit"),
+        app.display()
+    )));
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stdout, "0000000\n");
+    assert_eq!(run.stderr, "", "a closed pipe is reported");
+}
+
+#[test]
+fn cat_validates_before_reading_a_huge_symlink_target() {
+    let sb = Sandbox::new();
+    let app = sb.write(&[main_lua(), Forged::symlink("l", &"a/".repeat(2 << 20))]);
+    let started = std::time::Instant::now();
+    let err = Run::of(wrapkit().arg("cat").arg(&app).arg("l")).fails_with(1);
+    assert!(
+        err.contains("entry `l`: a symlink must be stored and its target at most 4096 bytes"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed().as_secs_f64() < 2.0,
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// What may not reach a terminal from an archive: ESC, CR, and LF that starts a forged line.
+#[track_caller]
+fn assert_printable(what: &str, run: &Run) {
+    for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\u{9b}'),
+            "{what}: raw control characters on {stream}: {text:?}"
+        );
+    }
+    let errors = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .count();
+    assert!(
+        errors <= 1,
+        "{what}: forged `error:` lines: {:?}",
+        run.stderr
+    );
+    assert!(
+        !run.stdout.lines().any(|l| l.starts_with("error:")),
+        "{what}: forged `error:` line on stdout: {:?}",
+        run.stdout
+    );
+}
+
+#[test]
+fn terminal_escapes_in_names_and_manifest_strings_are_escaped_when_printed() {
+    use wrapkit_runtime::format::manifest::{Manifest, Run as ManifestRun, StubInfo};
+    let evil = "evil\u{1b}[2J\rerror: forged";
+    let sb = Sandbox::new();
+    let app = sb.write(&[main_lua(), Forged::file(evil, b"x")]);
+    let out = sb.dir.path().join("out");
+    for args in [
+        vec!["ls"],
+        vec!["ls", "--long"],
+        vec!["info"],
+        vec!["verify"],
+        vec!["extract"],
+        vec!["cat"],
+    ] {
+        let mut cmd = wrapkit();
+        cmd.args(&args).arg(&app);
+        match args[0] {
+            "extract" => {
+                cmd.arg(&out);
+            }
+            "cat" => {
+                cmd.arg("main.lua");
+            }
+            _ => {}
+        }
+        let run = Run::of(&mut cmd);
+        assert_printable(&format!("{args:?}"), &run);
+        let err = run.fails_with(1);
+        assert!(
+            err.contains(r"evil\x1b[2J\rerror: forged"),
+            "{args:?}: the name is shown escaped: {err}"
+        );
+    }
+    // A valid archive whose manifest strings carry escapes: `info` prints them escaped, and
+    // `--json` keeps them exact.
+    let manifest = Manifest {
+        format: wrapkit_runtime::format::FORMAT_VERSION,
+        name: "app\u{1b}[31m\rerror: forged".into(),
+        version: "1\nerror: forged".into(),
+        packer: "forge\u{9b}2J".into(),
+        stub: StubInfo::of(stub()),
+        run: ManifestRun::Exec {
+            argv: vec!["bin/x".into(), "--a\u{1b}]0;title\u{7}".into()],
+            env: [("K".to_owned(), "v\u{1b}[2J\r\n".to_owned())].into(),
+        },
+    };
+    let path = sb.dir.path().join("manifest-forged");
+    fs::write(
+        &path,
+        crate::forge::forge_with(
+            stub(),
+            &[
+                Forged::dir("bin"),
+                Forged::file("bin/x", b"#!/bin/sh\n").mode(0o100755),
+            ],
+            &manifest,
+        ),
+    )
+    .unwrap();
+    let info = Run::of(wrapkit().arg("info").arg(&path));
+    assert_printable("info", &info);
+    let stdout = info.ok();
+    assert!(
+        stdout.contains(r"app\x1b[31m\rerror: forged 1\nerror: forged"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r"exec bin/x --a\x1b]0;title\x07"),
+        "{stdout}"
+    );
+    let json = Run::of(wrapkit().args(["info", "--json"]).arg(&path)).ok();
+    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed["manifest"]["name"], "app\u{1b}[31m\rerror: forged");
+    for args in [vec!["ls"], vec!["ls", "--long"], vec!["verify"]] {
+        let run = Run::of(wrapkit().args(&args).arg(&path));
+        assert_printable(&format!("{args:?}"), &run);
+        run.ok();
+    }
 }

@@ -1,9 +1,13 @@
 //! `wrapkit cat APP PATH`: one file's contents to stdout, symlinks followed inside the archive.
+//!
+//! Like every command that reads an archive, it validates it first. The contents are streamed
+//! (bounded memory whatever the entry declares), checked against the declared size and CRC as
+//! they go; a reader that closes the pipe early (`| head`) ends it quietly, with success.
 
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::process::ExitCode;
 
-use wrapkit_runtime::format::EntryKind;
+use wrapkit_runtime::format::{EntryKind, method};
 
 use crate::cli::CatArgs;
 use crate::error::PackError;
@@ -11,6 +15,7 @@ use crate::inspect;
 
 pub(crate) fn cat(args: CatArgs) -> anyhow::Result<ExitCode> {
     let opened = inspect::open(&args.app)?;
+    opened.validate()?;
     let name = args.path.trim_start_matches("./").trim_end_matches('/');
     let entry = opened
         .archive
@@ -27,12 +32,28 @@ pub(crate) fn cat(args: CatArgs) -> anyhow::Result<ExitCode> {
         }
         .into());
     }
-    let contents = opened
+    let raw = opened
         .archive
-        .contents(&entry, true)
+        .raw_data(&entry)
         .map_err(|s| opened.packed_error(s))?;
     let mut out = std::io::stdout().lock();
-    out.write_all(&contents)?;
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    let copied = method::decompress_to(
+        entry.name,
+        entry.method,
+        raw,
+        entry.size,
+        entry.crc32,
+        &mut out,
+    )
+    .and_then(|()| out.flush().map_err(method::CopyError::Write));
+    match copied {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(method::CopyError::Write(e)) if e.kind() == ErrorKind::BrokenPipe => {
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(method::CopyError::Write(e)) => {
+            Err(anyhow::Error::new(e).context("cannot write to stdout"))
+        }
+        Err(method::CopyError::Format(e)) => Err(opened.packed_error(e).into()),
+    }
 }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 use wrapkit_runtime::format::manifest::{Manifest, Run};
+use wrapkit_runtime::format::path::printable;
 use wrapkit_runtime::format::trailer::hex;
 
 use crate::cli::InfoArgs;
@@ -70,11 +71,23 @@ pub(crate) fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     } else {
         info.payload.stored_bytes as f64 * 100.0 / info.payload.content_bytes as f64
     };
+    // Plain text goes to a terminal: everything taken from the file is escaped.
     let run = match &info.manifest.run {
-        Run::Lua { entry } => format!("lua {entry}"),
-        Run::Exec { argv, .. } => format!("exec {}", argv.join(" ")),
+        Run::Lua { entry } => format!("lua {}", printable(entry)),
+        Run::Exec { argv, .. } => {
+            let mut run = String::from("exec");
+            for a in argv {
+                run.push(' ');
+                run.push_str(&printable(a));
+            }
+            run
+        }
     };
-    println!("file:        {} ({})", info.file, human_bytes(info.size));
+    println!(
+        "file:        {} ({})",
+        printable(&info.file),
+        human_bytes(info.size)
+    );
     println!(
         "stub:        {} {}, {}, {}",
         info.stub.format,
@@ -102,10 +115,11 @@ pub(crate) fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     println!("digest:      {}", info.digest);
     println!(
         "app:         {} {}",
-        info.manifest.name, info.manifest.version
+        printable(&info.manifest.name),
+        printable(&info.manifest.version)
     );
     println!("run:         {run}");
-    println!("packer:      {}", info.manifest.packer);
+    println!("packer:      {}", printable(&info.manifest.packer));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,10 +1,12 @@
-//! `wrapkit ls APP [--long | --json]`.
+//! `wrapkit ls APP [--long | --json]`. Names and targets are escaped for the terminal
+//! ([`printable`]); `--json` keeps them exact (JSON escapes control characters itself).
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use wrapkit_runtime::format::EntryKind;
 use wrapkit_runtime::format::method;
+use wrapkit_runtime::format::path::printable;
 
 use crate::cli::LsArgs;
 use crate::inspect::{self, EntryInfo, mode_string};
@@ -27,7 +29,7 @@ pub(crate) fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
         let suffix = if e.kind == EntryKind::Dir { "/" } else { "" };
         if args.long {
             let link = match e.kind {
-                EntryKind::Symlink => format!(" -> {}", opened.link_target(e)?),
+                EntryKind::Symlink => format!(" -> {}", printable(&opened.link_target(e)?)),
                 _ => String::new(),
             };
             writeln!(
@@ -37,10 +39,10 @@ pub(crate) fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
                 e.size,
                 e.compressed_size,
                 method::name(e.method),
-                e.name
+                printable(e.name)
             )?;
         } else {
-            writeln!(out, "{}{suffix}", e.name)?;
+            writeln!(out, "{}{suffix}", printable(e.name))?;
         }
     }
     Ok(ExitCode::SUCCESS)

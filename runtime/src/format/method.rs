@@ -82,7 +82,13 @@ pub enum CopyError {
     Write(std::io::Error),
 }
 
-/// Decompresses `data` to exactly `size` bytes and checks `crc32`.
+/// Entries up to this size are inflated in one call into a buffer of exactly their declared size;
+/// larger ones into a buffer that grows with what the stream really produces, so a declared size
+/// is never allocated on trust (deflate's ratio lets 30 MB declare 30 GiB).
+pub const EXACT_BUFFER_MAX: u64 = 16 << 20;
+
+/// Decompresses `data` to exactly `size` bytes and checks `crc32`. Memory follows the real
+/// output: above [`EXACT_BUFFER_MAX`] the declared size is a limit, not an allocation.
 pub fn decompress(
     name: &str,
     method: u16,
@@ -96,6 +102,14 @@ pub fn decompress(
     if method == STORED {
         check_crc(name, data, crc32)?;
         return Ok(data.to_vec());
+    }
+    if size > EXACT_BUFFER_MAX {
+        let mut out = Vec::new();
+        return match decompress_to(name, method, data, size, crc32, &mut out) {
+            Ok(()) => Ok(out),
+            Err(CopyError::Format(e)) => Err(e),
+            Err(CopyError::Write(e)) => Err(FormatError::entry(name, e.to_string())),
+        };
     }
     // Inflate in one call straight into a buffer of exactly the declared size: no stream
     // buffers, no dictionary (the output is the window). This is what a start-up pays per
@@ -231,5 +245,32 @@ mod tests {
         assert!(decompress("x", DEFLATE, &z, data.len() as u64, crc ^ 1).is_err());
         // An impossible ratio is refused up front.
         assert!(decompress("x", DEFLATE, &z[..2], 1 << 40, crc).is_err());
+    }
+
+    #[test]
+    fn a_huge_declared_size_is_a_limit_not_an_allocation() {
+        // A real stream of a few bytes, then junk: the ratio allows 30 GiB from 31.2 MB.
+        let mut z = deflate(b"tiny", 6);
+        let size = 30u64 << 30;
+        z.resize((size / DEFLATE_MAX_RATIO + 1) as usize, 0);
+        let err = decompress("big", DEFLATE, &z, size, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("inflates to 4 bytes, but declares 32212254720"),
+            "{err}"
+        );
+        // Above the threshold, a true entry still round-trips, and one inflating further stops.
+        let data = vec![7u8; (EXACT_BUFFER_MAX + 5) as usize];
+        let z = deflate(&data, 1);
+        let crc = crc32fast::hash(&data);
+        assert_eq!(
+            decompress("x", DEFLATE, &z, data.len() as u64, crc).unwrap(),
+            data
+        );
+        let err = decompress("x", DEFLATE, &z, EXACT_BUFFER_MAX + 1, crc)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("inflates to more than"), "{err}");
     }
 }

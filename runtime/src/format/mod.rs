@@ -16,11 +16,16 @@
 //! - [`manifest`]: JSON saying what to run.
 //!
 //! [`zip`] encodes and decodes the zip records themselves, [`method`] the compression methods,
-//! [`path`] the rules every entry name obeys and [`writer`] puts it all together for the packer.
+//! [`path`] the rules every entry name obeys, [`links`] where symlinks lead, and [`writer`] puts
+//! it all together for the packer.
+//!
+//! Strings from an archive are hostile to terminals too: every [`FormatError`] escapes them
+//! ([`path::printable`]) when displayed.
 //! `docs/format.md` describes the same layout for people.
 
 pub mod elf;
 pub mod index;
+pub mod links;
 pub mod manifest;
 pub mod method;
 pub mod path;
@@ -110,15 +115,15 @@ pub enum FormatError {
     UnsupportedVersion { found: u32, supported: u32 },
     #[error("the payload trailer (zip comment at offset {offset}) is malformed: {reason}")]
     BadTrailer { offset: u64, reason: &'static str },
-    #[error("{what} at offset {offset} is malformed: {reason}")]
+    #[error("{what} at offset {offset} is malformed: {}", path::printable(reason))]
     Malformed {
         what: &'static str,
         offset: u64,
         reason: String,
     },
-    #[error("entry `{name}`: {reason}")]
+    #[error("entry `{}`: {}", path::printable(name), path::printable(reason))]
     Entry { name: String, reason: String },
-    #[error("the manifest ({MANIFEST_NAME}) is not valid: {0}")]
+    #[error("the manifest ({MANIFEST_NAME}) is not valid: {}", path::printable(.0))]
     Manifest(String),
     #[error("the manifest asks for run mode `{mode}`, which this runtime does not know")]
     UnknownRunMode { mode: String },

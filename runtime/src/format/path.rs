@@ -5,6 +5,9 @@
 //! no drive letter, no NUL or control character, and at most [`MAX_NAME_LEN`] bytes. Names are
 //! rejected, never repaired: an archive that needs repair was not written by us.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
 use unicode_normalization::UnicodeNormalization;
 
 /// Longest name accepted, in bytes (zip allows 65535; no filesystem takes more than 4096).
@@ -40,29 +43,57 @@ pub fn validate(name: &str) -> Result<(), NameError> {
     if name.starts_with('/') {
         return Err(NameError::Absolute);
     }
-    if name.contains('\\') {
-        return Err(NameError::Backslash);
-    }
     let b = name.as_bytes();
-    if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
+    if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' && !b.contains(&b'\\') {
         return Err(NameError::DriveLetter);
     }
-    if name.chars().any(char::is_control) {
+    // One pass over the bytes (every name of every archive comes through here); the reasons
+    // keep their precedence: backslash, then control character, then component.
+    let (mut backslash, mut control, mut maybe_c1, mut bad_component) =
+        (false, false, false, false);
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'\\' => backslash = true,
+            b'/' => {
+                bad_component |= matches!(&b[start..i], b"" | b"." | b"..");
+                start = i + 1;
+            }
+            0..0x20 | 0x7f => control = true,
+            // C1 controls are `0xc2 0x80..=0x9f` in UTF-8.
+            0xc2 => maybe_c1 = true,
+            _ => {}
+        }
+    }
+    bad_component |= matches!(&b[start..], b"" | b"." | b"..");
+    if backslash {
+        return Err(NameError::Backslash);
+    }
+    if control || (maybe_c1 && name.chars().any(char::is_control)) {
         return Err(NameError::ControlCharacter);
     }
-    if name
-        .split('/')
-        .any(|c| c.is_empty() || c == "." || c == "..")
-    {
+    if bad_component {
         return Err(NameError::BadComponent);
     }
     Ok(())
+}
+
+/// Whether `s` holds a C0 control, DEL or a C1 control (bytes first, chars only if needed).
+fn has_control(s: &str) -> bool {
+    s.as_bytes()
+        .iter()
+        .any(|&b| b < 0x20 || b == 0x7f || b == 0xc2)
+        && s.chars().any(char::is_control)
 }
 
 /// The key under which two names collide on some filesystem: NFC-normalised and lowercased.
 /// Two entries with the same key cannot both be extracted on macOS or Windows, and are the
 /// raw material of "which one did you mean" attacks.
 pub fn collision_key(name: &str) -> String {
+    if name.is_ascii() {
+        // NFC leaves ASCII as it is; most names are ASCII, and the validator keys every one.
+        return name.to_ascii_lowercase();
+    }
     name.nfc().collect::<String>().to_lowercase()
 }
 
@@ -74,15 +105,6 @@ pub fn is_reserved(name: &str) -> bool {
 /// The parent directory of `name` ("" for a top-level name).
 pub fn parent(name: &str) -> &str {
     name.rsplit_once('/').map_or("", |(p, _)| p)
-}
-
-/// Resolves a symlink target relative to the directory holding the link, lexically. Returns
-/// `None` when the target is absolute or climbs out of the archive.
-pub fn resolve_link(link_name: &str, target: &str) -> Option<String> {
-    if target.starts_with('/') {
-        return None;
-    }
-    normalise(&format!("{}/{target}", parent(link_name)))
 }
 
 /// Lexical normalisation of a `/`-separated path relative to the archive root: empty and `.`
@@ -99,6 +121,32 @@ pub fn normalise(path: &str) -> Option<String> {
         }
     }
     Some(parts.join("/"))
+}
+
+/// `s` safe to print on a terminal or in a log: C0 controls, DEL and C1 controls are escaped
+/// (`\n`, `\r`, `\t`, `\x1b`, `\u{9b}`), so a string taken from an archive can neither rewrite
+/// the terminal nor forge a line of output. Everything else is kept as it is.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    let needs_escape = |c: char| c.is_control();
+    if !has_control(s) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x80 && needs_escape(c) => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if needs_escape(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -139,10 +187,18 @@ mod tests {
     }
 
     #[test]
-    fn links_resolve_lexically_inside_the_tree() {
-        assert_eq!(resolve_link("a/b/link", "../c").as_deref(), Some("a/c"));
-        assert_eq!(resolve_link("link", "x/./y").as_deref(), Some("x/y"));
-        assert_eq!(resolve_link("a/link", "../../x"), None);
-        assert_eq!(resolve_link("a/link", "/etc/passwd"), None);
+    fn printable_escapes_every_control_character() {
+        assert!(matches!(printable("plain ünï/名前"), Cow::Borrowed(_)));
+        assert_eq!(
+            printable("evil\x1b[2J\rerror: forged\n"),
+            "evil\\x1b[2J\\rerror: forged\\n"
+        );
+        assert_eq!(
+            printable("\0\t\x7f\u{9b}\u{85}"),
+            "\\x00\\t\\x7f\\u{9b}\\u{85}"
+        );
+        for c in (0u32..0x20).chain(0x7f..0xa0).filter_map(char::from_u32) {
+            assert!(!printable(&c.to_string()).chars().any(char::is_control));
+        }
     }
 }
