@@ -97,6 +97,12 @@ pub enum PackError {
     },
     #[error("invalid `exec`: {reason}")]
     BadExec { reason: String },
+    #[error("{}: cannot be packed", path.display())]
+    OverLimit {
+        path: PathBuf,
+        #[source]
+        source: FormatError,
+    },
     #[error("invalid `env` variable `{key}`: {reason}")]
     BadEnv { key: String, reason: String },
     #[error("{reason}")]
@@ -137,6 +143,9 @@ impl PackError {
             } => "the file is corrupt; `wrapkit verify` shows where".into(),
             PackError::OutputNotAFile { .. } => {
                 "name a new file, or an existing regular file to replace, with `-o`".into()
+            }
+            PackError::OverLimit { .. } => {
+                "a packed file holds at most 1,048,576 entries of at most 64 GiB each, 256 GiB in all (docs/format.md, \"Limits\"); leave some out with `--exclude`".into()
             }
             PackError::BadEnv { .. } => {
                 "`env = { NAME = \"value\" }` in wrapkit.toml (or `--env NAME=value`) sets variables for the program; WRAPKIT_EXE and WRAPKIT_ROOT are the runtime's".into()

@@ -16,6 +16,7 @@ use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use wrapkit_runtime::format::limits::{LIMITS, Tally};
 use wrapkit_runtime::format::links::{Node, Resolved, Resolver};
 use wrapkit_runtime::format::manifest::Run;
 use wrapkit_runtime::format::{EntryKind, path};
@@ -85,6 +86,8 @@ pub struct Plan {
     entries: BTreeMap<String, Planned>,
     /// Collision key (case-folded, NFC) → the name that has it.
     keys: HashMap<String, String>,
+    /// What has been added, against the format's limits.
+    tally: Tally,
 }
 
 impl Plan {
@@ -95,6 +98,7 @@ impl Plan {
             run,
             entries: BTreeMap::new(),
             keys: HashMap::new(),
+            tally: Tally::default(),
         }
     }
 
@@ -146,6 +150,19 @@ impl Plan {
                 second: entry.name,
             });
         }
+        // The writer applies the same limits; checking here names the source before a byte
+        // is read.
+        LIMITS
+            .admit(
+                &mut self.tally,
+                &entry.name,
+                entry.kind == EntryKind::Symlink,
+                entry.size,
+            )
+            .map_err(|source| PackError::OverLimit {
+                path: PathBuf::from(origin()),
+                source,
+            })?;
         self.keys
             .insert(path::collision_key(&entry.name), entry.name.clone());
         self.entries.insert(entry.name.clone(), entry);

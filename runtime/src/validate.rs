@@ -27,26 +27,8 @@ use crate::format::links::{Chain, LinkError, Node, Resolver};
 use crate::format::zip::{self, FLAG_DATA_DESCRIPTOR, FLAG_ENCRYPTED, FLAG_UTF8};
 use crate::format::{EntryKind, FormatError, INDEX_NAME, MANIFEST_NAME, method, path};
 
-/// Limits on what an archive may declare. Checked before allocating anything sized by them.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// App entries (files, directories, symlinks).
-    pub max_entries: u64,
-    /// Declared size of one entry.
-    pub max_entry_size: u64,
-    /// Declared size of all entries together.
-    pub max_total_size: u64,
-    /// Length of a symlink target.
-    pub max_link_len: u64,
-}
-
-/// The limits every reader applies (docs/format.md, "Limits").
-pub const LIMITS: Limits = Limits {
-    max_entries: 1 << 20,
-    max_entry_size: 64 << 30,
-    max_total_size: 256 << 30,
-    max_link_len: 4096,
-};
+use crate::format::limits::Tally;
+pub use crate::format::limits::{LIMITS, Limits};
 
 /// A fully checked archive: its app entries, sorted by name.
 #[derive(Debug, Clone)]
@@ -83,13 +65,34 @@ impl<'a> Central<'a> {
 }
 
 pub fn validate<'a>(archive: &Archive<'a>) -> Result<Validated<'a>, FormatError> {
+    validate_with(archive, &LIMITS)
+}
+
+/// [`validate`] against other limits (tests use small ones).
+pub fn validate_with<'a>(
+    archive: &Archive<'a>,
+    limits: &Limits,
+) -> Result<Validated<'a>, FormatError> {
     let (cd_pos, cd_size) = archive.central_directory();
     let count = archive.zip_entries();
-    if count > LIMITS.max_entries + 2 {
+    if count > limits.max_entries + 2 {
         return Err(FormatError::malformed(
             "central directory",
             cd_pos,
-            format!("{count} entries exceed the limit of {}", LIMITS.max_entries),
+            format!(
+                "its {} app entries exceed the limit of {} entries",
+                count.saturating_sub(2),
+                limits.max_entries
+            ),
+        ));
+    }
+    // Every central record takes at least 46 bytes: a count the directory cannot hold is
+    // refused before anything is sized by it.
+    if count > cd_size / zip::CENTRAL_LEN as u64 {
+        return Err(FormatError::malformed(
+            "central directory",
+            cd_pos,
+            format!("{count} records cannot fit in {cd_size} bytes"),
         ));
     }
     let cd = zip::slice(
@@ -106,7 +109,7 @@ pub fn validate<'a>(archive: &Archive<'a>) -> Result<Validated<'a>, FormatError>
         let record_pos = cd_pos + at as u64;
         let h = zip::decode_central(&cd[at..], record_pos)?;
         at += h.record_len;
-        let c = central_entry(archive, &h, record_pos)?;
+        let c = central_entry(archive, &h, record_pos, limits)?;
         if path::is_reserved(c.name)
             && ((c.name != INDEX_NAME && c.name != MANIFEST_NAME)
                 || reserved.insert(c.name, c.offset).is_some())
@@ -139,28 +142,21 @@ pub fn validate<'a>(archive: &Archive<'a>) -> Result<Validated<'a>, FormatError>
     let mut out = Vec::with_capacity(app.len());
     let (mut total_size, mut total_compressed, mut files) = (0u64, 0u64, 0u64);
     let mut targets = HashMap::new();
+    let mut tally = Tally::default();
     for (i, c) in entries.iter().enumerate() {
         if path::is_reserved(c.name) {
             continue;
         }
+        // The same rule the writer applied: what one packs, the other reads.
+        limits.admit(&mut tally, c.name, c.kind == EntryKind::Symlink, c.size)?;
         if c.kind == EntryKind::File {
             files += 1;
             total_size = total_size.saturating_add(c.size);
             total_compressed = total_compressed.saturating_add(c.compressed_size);
         }
         if c.kind == EntryKind::Symlink {
-            targets.insert(i, check_symlink(archive, c)?);
+            targets.insert(i, check_symlink(archive, c, limits)?);
         }
-    }
-    if total_size > LIMITS.max_total_size {
-        return Err(FormatError::malformed(
-            "central directory",
-            cd_pos,
-            format!(
-                "the entries declare {total_size} bytes in all, over the limit of {}",
-                LIMITS.max_total_size
-            ),
-        ));
     }
     check_links(&entries, &tree, &targets)?;
     check_index(archive, &app, &mut out)?;
@@ -177,6 +173,7 @@ fn central_entry<'a>(
     archive: &Archive<'a>,
     h: &zip::CentralHeader<'a>,
     record_pos: u64,
+    limits: &Limits,
 ) -> Result<Central<'a>, FormatError> {
     let raw_name = std::str::from_utf8(h.name).map_err(|_| {
         FormatError::malformed(
@@ -245,12 +242,13 @@ fn central_entry<'a>(
         }
     };
     method::check_sizes(raw_name, f.method, f.compressed_size, f.size)?;
-    if f.size > LIMITS.max_entry_size {
+    // wrapkit's own entries are stored, so their size is bounded by the file's.
+    if f.size > limits.max_entry_size && !path::is_reserved(name) {
         return Err(FormatError::entry(
             raw_name,
             format!(
-                "declares {} bytes, over the limit of {}",
-                f.size, LIMITS.max_entry_size
+                "declares {} bytes, over the limit of {} for one entry",
+                f.size, limits.max_entry_size
             ),
         ));
     }
@@ -412,11 +410,18 @@ impl<'a> Tree<'a> {
 }
 
 /// The basic checks of a symlink entry; returns its target.
-fn check_symlink<'a>(archive: &Archive<'a>, c: &Central<'a>) -> Result<&'a str, FormatError> {
-    if c.method != method::STORED || c.size > LIMITS.max_link_len {
+fn check_symlink<'a>(
+    archive: &Archive<'a>,
+    c: &Central<'a>,
+    limits: &Limits,
+) -> Result<&'a str, FormatError> {
+    if c.method != method::STORED || c.size > limits.max_link_len {
         return Err(FormatError::entry(
             c.name,
-            "a symlink must be stored and its target at most 4096 bytes",
+            format!(
+                "a symlink must be stored and its target at most {} bytes",
+                limits.max_link_len
+            ),
         ));
     }
     let data = c.data(archive)?;

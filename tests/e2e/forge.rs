@@ -148,7 +148,7 @@ pub fn forge_with(stub: &[u8], entries: &[Forged], manifest: &Manifest) -> Vec<u
     }
     let mut reserved_at = Vec::new();
     for (name, data) in [
-        (INDEX_NAME, index.encode()),
+        (INDEX_NAME, index.encode().unwrap()),
         (MANIFEST_NAME, manifest.to_json()),
     ] {
         let offset = out.len() as u64;

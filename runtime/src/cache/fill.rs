@@ -420,7 +420,7 @@ impl Cache {
             index.push(e);
         }
         for (name, bytes) in [
-            (INDEX_NAME, index.encode()),
+            (INDEX_NAME, index.encode()?),
             (MANIFEST_NAME, archive.manifest()?.to_json()),
         ] {
             tmp.create_file(name, 0o644)

@@ -260,7 +260,15 @@ impl IndexBuilder {
         });
     }
 
-    pub fn encode(mut self) -> Vec<u8> {
+    /// The encoded index. Counts and name offsets are 32-bit: more entries or name bytes than
+    /// that is an error ([`super::limits::LIMITS`] keeps well below it), never a truncation.
+    pub fn encode(mut self) -> Result<Vec<u8>, FormatError> {
+        let too_big = |what: &str| {
+            FormatError::malformed("index", 0, format!("{what} do not fit in 32 bits"))
+        };
+        let count = u32::try_from(self.entries.len()).map_err(|_| too_big("the entries"))?;
+        let names_total: usize = self.entries.iter().map(|e| e.name.len()).sum();
+        u32::try_from(names_total).map_err(|_| too_big("the names"))?;
         self.entries
             .sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         let flags = if self.entries.iter().any(|e| e.kind == EntryKind::Symlink) {
@@ -272,12 +280,14 @@ impl IndexBuilder {
         let mut out = Vec::with_capacity(HEADER_LEN + self.entries.len() * RECORD_LEN + names_len);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        out.extend_from_slice(&count.to_le_bytes());
         out.extend_from_slice(&flags.to_le_bytes());
         let mut name_off = 0u32;
         for e in &self.entries {
+            // Both fit: every name, and all of them together, are within `names_total`.
+            let len = e.name.len() as u32;
             out.extend_from_slice(&name_off.to_le_bytes());
-            out.extend_from_slice(&(e.name.len() as u32).to_le_bytes());
+            out.extend_from_slice(&len.to_le_bytes());
             out.push(e.kind.to_byte());
             out.push(0);
             out.extend_from_slice(&e.method.to_le_bytes());
@@ -287,12 +297,12 @@ impl IndexBuilder {
             out.extend_from_slice(&e.header_offset.to_le_bytes());
             out.extend_from_slice(&e.compressed_size.to_le_bytes());
             out.extend_from_slice(&e.size.to_le_bytes());
-            name_off += e.name.len() as u32;
+            name_off += len;
         }
         for e in &self.entries {
             out.extend_from_slice(e.name.as_bytes());
         }
-        out
+        Ok(out)
     }
 }
 
@@ -326,7 +336,7 @@ mod tests {
         ] {
             b.push(&entry(n, k));
         }
-        let bytes = b.encode();
+        let bytes = b.encode().unwrap();
         let idx = Index::parse(&bytes, 0).unwrap();
         idx.validate().unwrap();
         assert_eq!(
@@ -343,7 +353,7 @@ mod tests {
 
     #[test]
     fn a_count_that_cannot_fit_is_rejected_without_allocating() {
-        let mut bytes = IndexBuilder::default().encode();
+        let mut bytes = IndexBuilder::default().encode().unwrap();
         bytes[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
         let (parsed, allocated) = crate::test_alloc::allocated_by(|| Index::parse(&bytes, 0));
         let err = parsed.unwrap_err().to_string();

@@ -8,6 +8,7 @@
 use std::io::{self, Read, Write};
 
 use super::index::{Entry, IndexBuilder};
+use super::limits::{LIMITS, Limits, Tally};
 use super::manifest::Manifest;
 use super::method::{self, DEFLATE, STORED};
 use super::trailer::{TRAILER_LEN, Trailer};
@@ -169,12 +170,22 @@ pub struct ArchiveWriter<W: Write> {
     central: Vec<u8>,
     count: u64,
     index: IndexBuilder,
+    limits: Limits,
+    tally: Tally,
 }
 
 impl<W: Write> ArchiveWriter<W> {
     /// `mtime` (Unix seconds) is stamped on every entry.
     pub fn new(out: W, start: u64, mtime: i64) -> Self {
+        Self::with_limits(out, start, mtime, LIMITS)
+    }
+
+    /// As [`new`](Self::new), refusing entries beyond `limits` instead of [`LIMITS`] (tests
+    /// use small ones; readers apply [`LIMITS`], so nothing beyond them should be written).
+    pub fn with_limits(out: W, start: u64, mtime: i64, limits: Limits) -> Self {
         ArchiveWriter {
+            limits,
+            tally: Tally::default(),
             out,
             hasher: blake3::Hasher::new(),
             pos: start,
@@ -184,6 +195,14 @@ impl<W: Write> ArchiveWriter<W> {
             count: 0,
             index: IndexBuilder::default(),
         }
+    }
+
+    /// Counts an entry against the limits, refusing it when it would cross one: the writer
+    /// never writes what [`crate::validate`] refuses.
+    fn admit(&mut self, name: &str, kind: EntryKind, size: u64) -> io::Result<()> {
+        self.limits
+            .admit(&mut self.tally, name, kind == EntryKind::Symlink, size)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
     }
 
     fn emit(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -196,6 +215,7 @@ impl<W: Write> ArchiveWriter<W> {
     /// Writes one app entry. Its name must pass [`path::validate`] and not be reserved.
     pub fn add(&mut self, e: &PreparedEntry) -> io::Result<()> {
         check_name(&e.name)?;
+        self.admit(&e.name, e.kind, e.size)?;
         let header_offset = self.write_entry(e)?;
         self.index.push(&e.index_entry(header_offset));
         Ok(())
@@ -214,6 +234,8 @@ impl<W: Write> ArchiveWriter<W> {
     ) -> Result<(), StreamError> {
         check_name(&name).map_err(StreamError::Output)?;
         let plan = Plan::measure(open().map_err(StreamError::Source)?, compression)?;
+        self.admit(&name, EntryKind::File, plan.size)
+            .map_err(StreamError::Output)?;
         let head = PreparedEntry {
             name,
             kind: EntryKind::File,
@@ -284,7 +306,9 @@ impl<W: Write> ArchiveWriter<W> {
     /// Appends the index, the manifest, the central directory and the trailer.
     pub fn finish(mut self, manifest: &Manifest) -> io::Result<Finished<W>> {
         let entries = self.count;
-        let index = std::mem::take(&mut self.index).encode();
+        let index = std::mem::take(&mut self.index)
+            .encode()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let index_at = self.write_entry(&reserved(INDEX_NAME, index))?;
         let manifest_at = self.write_entry(&reserved(MANIFEST_NAME, manifest.to_json()))?;
 
@@ -509,6 +533,96 @@ fn reserved(name: &str, contents: Vec<u8>) -> PreparedEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Small limits, so each can be crossed in a unit test.
+    const SMALL: Limits = Limits {
+        max_entries: 3,
+        max_entry_size: 100,
+        max_total_size: 150,
+        max_link_len: 8,
+        max_name_len: 12,
+        max_names_total: 30,
+    };
+
+    fn file(name: &str, size: usize) -> PreparedEntry {
+        PreparedEntry::file(name.into(), 0o644, vec![b'x'; size], Compression::Store)
+    }
+
+    /// Writes `entries` with `limits`: the first refusal, or the finished archive's bytes.
+    fn write(limits: Limits, entries: &[PreparedEntry]) -> Result<Vec<u8>, String> {
+        let stub = b"\x7fELF".to_vec();
+        let mut w = ArchiveWriter::with_limits(stub.clone(), stub.len() as u64, 0, limits);
+        for e in entries {
+            w.add(e).map_err(|e| e.to_string())?;
+        }
+        let manifest = Manifest {
+            format: FORMAT_VERSION,
+            name: "t".into(),
+            version: "1".into(),
+            packer: "test".into(),
+            stub: super::super::manifest::StubInfo::of(&stub),
+            run: super::super::manifest::Run::Lua { entry: "a".into() },
+        };
+        Ok(w.finish(&manifest).map_err(|e| e.to_string())?.out)
+    }
+
+    #[test]
+    fn the_writer_refuses_what_the_validator_would_refuse_limit_by_limit() {
+        let cases: [(&str, Vec<PreparedEntry>, &str); 6] = [
+            (
+                "entries",
+                vec![file("a", 1), file("b", 1), file("c", 1), file("d", 1)],
+                "the limit of 3 entries",
+            ),
+            (
+                "entry size",
+                vec![file("a", 101)],
+                "limit of 100 for one entry",
+            ),
+            (
+                "total size",
+                vec![file("a", 100), file("b", 51)],
+                "limit of 150 in all",
+            ),
+            (
+                "name length",
+                vec![file("abcdefghijklm", 1)],
+                "name is 13 bytes, over the limit of 12",
+            ),
+            (
+                "link target",
+                vec![PreparedEntry::symlink("l".into(), "123456789")],
+                "target is 9 bytes, over the limit of 8",
+            ),
+            (
+                "names in all",
+                vec![
+                    file("abcdefghijkl", 1),
+                    file("bcdefghijklm", 1),
+                    file("cdefghi", 1),
+                ],
+                "names to 31 bytes",
+            ),
+        ];
+        for (what, entries, expected) in cases {
+            // The writer stops at the entry that crosses the limit...
+            let err = write(SMALL, &entries).expect_err(what);
+            assert!(err.contains(expected), "{what}: {err}");
+            // ...and the same archive written without that limit is refused by the validator
+            // holding it: one rule, applied on both sides.
+            let bytes = write(LIMITS, &entries).unwrap();
+            let archive = crate::archive::Archive::open(&bytes).unwrap();
+            let err = crate::validate::validate_with(&archive, &SMALL)
+                .expect_err(what)
+                .to_string();
+            assert!(err.contains(expected), "validator, {what}: {err}");
+        }
+        // Just inside every limit: written and accepted.
+        let fits = [file("abcdefghijkl", 100), file("b", 50)];
+        let bytes = write(SMALL, &fits).unwrap();
+        let archive = crate::archive::Archive::open(&bytes).unwrap();
+        crate::validate::validate_with(&archive, &SMALL).unwrap();
+    }
 
     fn noise(n: usize) -> Vec<u8> {
         let mut x: u32 = 0x2545_f491;
