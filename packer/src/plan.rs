@@ -260,14 +260,20 @@ impl Plan {
             } else {
                 e.name.clone()
             };
-            let _ = writeln!(out, "{kind} {size:>10}  {name}  {from}");
+            let line = format!("{kind} {size:>10}  {name}  {from}");
+            let _ = writeln!(out, "{}", line.trim_end());
         }
         let (files, bytes) = self.file_totals();
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         let _ = writeln!(
             out,
-            "{files} files ({}, {} of it generated), {dirs} directories, {links} symlinks",
+            "{} ({}, {} of it generated), {}, {}",
+            plural(files, "file", "files"),
             human_bytes(bytes),
-            human_bytes(generated)
+            human_bytes(generated),
+            plural(dirs, "directory", "directories"),
+            plural(links, "symlink", "symlinks"),
         );
         out
     }

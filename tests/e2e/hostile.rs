@@ -719,3 +719,31 @@ fn terminal_escapes_in_names_and_manifest_strings_are_escaped_when_printed() {
         run.ok();
     }
 }
+
+#[test]
+fn unpack_never_writes_its_config_through_an_archive_symlink() {
+    // The archive's own `wrapkit.toml` is a symlink (inside the tree, so the validator lets it
+    // through): unpack must create its config as a new file, not write through the link.
+    let sb = Sandbox::new();
+    let app = sb.write(&[
+        main_lua(),
+        Forged::file("data.txt", b"original"),
+        Forged::symlink("wrapkit.toml", "data.txt"),
+    ]);
+    let out = sb.dir.path().join("out");
+    let err = Run::of(wrapkit().arg("unpack").arg(&app).arg(&out)).fails_with(1);
+    assert!(
+        err.starts_with(&format!(
+            "error: cannot write {}\n  caused by: File exists (os error 17)\n",
+            out.join("wrapkit.toml").display()
+        )),
+        "{err}"
+    );
+    assert_eq!(fs::read(out.join("data.txt")).unwrap(), b"original");
+    assert!(
+        fs::symlink_metadata(out.join("wrapkit.toml"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}

@@ -566,3 +566,40 @@ fn a_file_over_64_mib_is_streamed_not_held_in_memory() {
     );
     assert_eq!(Run::of(&mut Command::new(&exe)).ok(), "hello world\n");
 }
+
+#[test]
+fn a_flag_replaces_the_files_run_spec_whichever_kind_it_is() {
+    // wrapkit.toml says exec; `--entry` on the command line makes it a Lua app.
+    let app = App::new()
+        .file("main.lua", "print('lua ran')")
+        .executable("bin/tool", "#!/bin/sh\necho tool ran\n")
+        .file("wrapkit.toml", "exec = [\"bin/tool\"]\n");
+    let packed = app.pack(&["--entry", "main.lua"]);
+    assert_eq!(packed.run(&[]).ok(), "lua ran\n");
+    // wrapkit.toml says entry; `--exec` makes it an exec app.
+    let app = App::new()
+        .file("main.lua", "print('lua ran')")
+        .executable("bin/tool", "#!/bin/sh\necho tool ran\n")
+        .file("wrapkit.toml", "entry = \"main.lua\"\n");
+    let list = Run::of(
+        wrapkit()
+            .args(["pack", "--list", "--exec", "bin/tool"])
+            .arg(app.path()),
+    )
+    .ok();
+    assert!(list.starts_with("app 0.0.0: exec bin/tool\n"), "{list}");
+    // Both flags at once is a usage error; `env` for a Lua app is refused.
+    let both = app.pack_to(
+        &app.scratch().join("o"),
+        &["--entry", "main.lua", "--exec", "bin/tool"],
+    );
+    assert_eq!(both.code, Some(2), "{}", both.stderr);
+    let err = app
+        .pack_to(&app.scratch().join("o"), &["--env", "A=b"])
+        .fails_with(1);
+    assert!(
+        err.starts_with("error: `--env` sets variables for an `exec` program, but this app runs a Lua script; choose one\n"),
+        "{err}"
+    );
+    assert!(!app.scratch().join("o").exists());
+}

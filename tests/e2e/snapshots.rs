@@ -17,7 +17,7 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         (r"static, [\d.]+ MiB", "static, [SIZE]"),
         (r"\(([\d.]+) MiB\)", "([SIZE])"),
         (r"\(\d+ bytes\)", "([N] bytes)"),
-        (r" +[\d.]+ (?:B|KiB|MiB)  ", " [SIZE]  "),
+        (r" +[\d.]+ (?:B|KiB|MiB)  today", " [SIZE]  today"),
     ]
 }
 
@@ -60,6 +60,28 @@ fn info_and_ls_long() {
     -rw-r--r--          9          9 stored  lib/util.lua
     -rw-r--r--         12         12 stored  main.lua
     ");
+}
+
+#[test]
+fn pack_list_prints_the_plan_and_writes_nothing() {
+    let app = App::new()
+        .file("main.lua", "print('hi')\n")
+        .file("lib/util.lua", "return 1\n")
+        .symlink("alias.lua", "lib/util.lua")
+        .dir("empty")
+        .file("wrapkit.toml", "name = \"sample\"\nversion = \"1.2.3\"\n");
+    let out = Run::of(wrapkit().args(["pack", "--list"]).arg(app.path())).ok();
+    pinned!(out, @r"
+    sample 1.2.3: lua main.lua
+    l             alias.lua  -> lib/util.lua
+    d             empty/
+    d             lib/
+    f        9 B  lib/util.lua  <- [TMP]/app/lib/util.lua
+    f       12 B  main.lua  <- [TMP]/app/main.lua
+    2 files (21 B, 0 B of it generated), 2 directories, 1 symlink
+    ");
+    let left: Vec<_> = fs::read_dir(app.scratch()).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1, "only the app directory: {left:?}");
 }
 
 #[test]
