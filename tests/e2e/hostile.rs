@@ -747,3 +747,47 @@ fn unpack_never_writes_its_config_through_an_archive_symlink() {
             .is_symlink()
     );
 }
+
+#[test]
+fn an_exec_program_reached_through_a_leaving_link_chain_never_runs() {
+    // argv[0] is `x`, a chain (`sub/up -> ..`, `x -> sub/up/../../bin/true`) that would run a
+    // host binary: the cache fill validates first, so nothing is extracted and nothing runs.
+    use wrapkit_runtime::format::manifest::{Manifest, Run as RunSpec, StubInfo};
+    let sb = Sandbox::new();
+    let entries = [
+        main_lua(),
+        Forged::dir("sub"),
+        Forged::symlink("sub/up", ".."),
+        Forged::symlink("x", "sub/up/../../../../../../../bin/true"),
+    ];
+    let manifest = Manifest {
+        format: wrapkit_runtime::format::FORMAT_VERSION,
+        name: "chain".into(),
+        version: "1".into(),
+        packer: "forged".into(),
+        stub: StubInfo::of(stub()),
+        run: RunSpec::Exec {
+            argv: vec!["x".into()],
+            env: Default::default(),
+        },
+    };
+    let app = sb.dir.path().join("forged-exec");
+    fs::write(&app, crate::forge::forge_with(stub(), &entries, &manifest)).unwrap();
+    fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cache = sb.dir.path().join("cache");
+    let run = Run::of(Command::new(&app).env("WRAPKIT_CACHE_DIR", &cache));
+    let err = run.fails_with(120);
+    assert!(
+        err.contains(
+            "entry `x`: symlink to `sub/up/../../../../../../../bin/true` leaves the archive"
+        ),
+        "{err}"
+    );
+    let trees: Vec<_> = fs::read_dir(cache.join("bundles-v1"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| !n.to_string_lossy().ends_with(".lock"))
+        .collect();
+    assert!(trees.is_empty(), "{trees:?}");
+}
