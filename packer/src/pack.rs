@@ -88,7 +88,6 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport, PackError> {
 /// nothing), never for a directory, FIFO, socket or device, which would be replaced by a file
 /// (as root, `-o /dev/null` would replace the system's). A symlink is replaced, never followed.
 fn check_output(output: &Path) -> Result<(), PackError> {
-    use std::os::unix::fs::FileTypeExt;
     let Ok(meta) = std::fs::symlink_metadata(output) else {
         return Ok(());
     };
@@ -97,14 +96,8 @@ fn check_output(output: &Path) -> Result<(), PackError> {
         return Ok(());
     } else if ft.is_dir() {
         "directory"
-    } else if ft.is_fifo() {
-        "fifo"
-    } else if ft.is_socket() {
-        "socket"
-    } else if ft.is_block_device() || ft.is_char_device() {
-        "device"
     } else {
-        "special file"
+        crate::walk::special_kind(ft)
     };
     Err(PackError::OutputNotAFile {
         path: output.to_path_buf(),

@@ -5,9 +5,9 @@
 //! found, so a name the runtime would refuse never reaches the writer. What cannot be packed is
 //! an error naming the path, never a silent skip: special files, names that are not UTF-8,
 //! symlinks that leave the tree when followed through every other packed link (unless links are
-//! followed), names that collide on case-insensitive filesystems.
+//! followed). Names that collide on case-insensitive filesystems are the plan's to refuse
+//! (`crate::plan::Plan::add`), for every recipe alike.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -141,18 +141,9 @@ pub fn walk(
         } else if ft.is_symlink() {
             (EntryKind::Symlink, Some(read_link_utf8(dent.path())?))
         } else {
-            let kind = if ft.is_fifo() {
-                "fifo"
-            } else if ft.is_socket() {
-                "socket"
-            } else if ft.is_block_device() || ft.is_char_device() {
-                "device"
-            } else {
-                "special file"
-            };
             return Err(PackError::SpecialFile {
                 path: dent.path().to_path_buf(),
-                kind,
+                kind: special_kind(ft),
             });
         };
         found.push(SourceEntry {
@@ -166,7 +157,6 @@ pub fn walk(
     }
     let mut kept = apply_include(found, filter);
     kept.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-    check_collisions(&kept)?;
     check_links(&kept)?;
     Ok(kept)
 }
@@ -242,17 +232,17 @@ fn apply_include(found: Vec<SourceEntry>, filter: &Filter) -> Vec<SourceEntry> {
         .collect()
 }
 
-fn check_collisions(entries: &[SourceEntry]) -> Result<(), PackError> {
-    let mut seen: HashMap<String, &str> = HashMap::with_capacity(entries.len());
-    for e in entries {
-        if let Some(first) = seen.insert(path::collision_key(&e.name), &e.name) {
-            return Err(PackError::Collision {
-                first: first.to_owned(),
-                second: e.name.clone(),
-            });
-        }
+/// What a file that is neither a regular file, a directory nor a symlink is, for messages.
+pub fn special_kind(ft: std::fs::FileType) -> &'static str {
+    if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "device"
+    } else {
+        "special file"
     }
-    Ok(())
 }
 
 fn read_link_utf8(link: &Path) -> Result<String, PackError> {
