@@ -14,6 +14,7 @@
 pub mod cli;
 mod commands;
 pub mod config;
+pub mod elf;
 pub mod error;
 pub mod inspect;
 pub mod pack;
