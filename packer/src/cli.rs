@@ -32,6 +32,18 @@ pub enum Command {
     Unpack(UnpackArgs),
     /// Show, check and prune the cache that exec-mode apps run from.
     Cache(CacheArgs),
+    /// Say what each program and library in a packed executable needs, where each need is met
+    /// (bundled, glibc, missing), and which glibc the target must have.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The packed executable.
+    pub app: PathBuf,
+    /// Print a JSON object instead.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

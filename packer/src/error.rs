@@ -103,6 +103,8 @@ pub enum PackError {
         #[source]
         source: FormatError,
     },
+    #[error("{}: {count} library need(s) are met neither in the archive nor by glibc", path.display())]
+    MissingLibraries { path: PathBuf, count: usize },
     #[error("invalid `env` variable `{key}`: {reason}")]
     BadEnv { key: String, reason: String },
     #[error("{reason}")]
@@ -146,6 +148,9 @@ impl PackError {
             }
             PackError::OverLimit { .. } => {
                 "a packed file holds at most 1,048,576 entries of at most 64 GiB each, 256 GiB in all (docs/format.md, \"Limits\"); leave some out with `--exclude`".into()
+            }
+            PackError::MissingLibraries { .. } => {
+                "the program runs only where the target happens to have them: bundle them (and point the program's RUNPATH at them with $ORIGIN), or link statically".into()
             }
             PackError::BadEnv { .. } => {
                 "`env = { NAME = \"value\" }` in wrapkit.toml (or `--env NAME=value`) sets variables for the program; WRAPKIT_EXE and WRAPKIT_ROOT are the runtime's".into()

@@ -36,8 +36,9 @@ pub struct PackOptions {
 }
 
 /// The plan for `opts`: the app directory's entries, checked, and the run spec, checked
-/// against them. Reads the directory; writes nothing.
-pub fn plan(opts: &PackOptions) -> Result<(Plan, PathBuf), PackError> {
+/// against them, with warnings about what it will need from the target. Reads the directory;
+/// writes nothing.
+pub fn plan(opts: &PackOptions) -> Result<(Plan, Vec<String>), PackError> {
     let input = fs::canonicalize(&opts.input).map_err(|source| PackError::Read {
         path: opts.input.clone(),
         source,
@@ -50,12 +51,12 @@ pub fn plan(opts: &PackOptions) -> Result<(Plan, PathBuf), PackError> {
     let filter = Filter::new(&opts.include, &opts.exclude)?;
     let mut plan = Plan::new(opts.name.clone(), opts.version.clone(), opts.run.clone());
     crate::recipe::app::add(&mut plan, &input, &filter, opts.follow_symlinks)?;
-    plan.check_run(&input)?;
-    Ok((plan, input))
+    let warnings = plan.check_run(&input)?;
+    Ok((plan, warnings))
 }
 
-/// Plans and writes.
-pub fn pack(opts: &PackOptions) -> Result<PackReport, PackError> {
+/// Plans and writes; returns what was written and the plan's warnings.
+pub fn pack(opts: &PackOptions) -> Result<(PackReport, Vec<String>), PackError> {
     let output = opts.output.as_deref().ok_or_else(|| PackError::Write {
         path: PathBuf::new(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no output named"),
@@ -70,9 +71,9 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport, PackError> {
     }
     check_output(&output)?;
     let mtime = source_date_epoch()?.unwrap_or(opts.mtime);
-    let (plan, _) = plan(opts)?;
+    let (plan, warnings) = plan(opts)?;
     let stub = crate::stub::load(opts.runtime.as_deref())?;
-    write::write(
+    let report = write::write(
         &plan,
         &WriteOptions {
             output: &output,
@@ -81,7 +82,8 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport, PackError> {
             mtime,
             progress: opts.progress,
         },
-    )
+    )?;
+    Ok((report, warnings))
 }
 
 /// The output is written beside its name and renamed over it: right for a regular file (or

@@ -189,17 +189,66 @@ impl Plan {
     /// Checks the run spec against the entries: the Lua entry, or the exec program, must be a
     /// file in the plan (through in-tree symlinks), the program executable; arguments and
     /// variables must survive `execve`.
-    pub fn check_run(&self, app_dir: &std::path::Path) -> Result<(), PackError> {
+    ///
+    /// Returns warnings: what the program will need from the target (a dynamically linked
+    /// program whose libraries are not in the plan, a `#!` interpreter, which always comes from
+    /// outside the tree).
+    pub fn check_run(&self, app_dir: &std::path::Path) -> Result<Vec<String>, PackError> {
         match &self.run {
             RunSpec::Lua { entry } => match self.resolve(entry) {
-                Some(e) if e.kind == EntryKind::File => Ok(()),
+                Some(e) if e.kind == EntryKind::File => Ok(Vec::new()),
                 _ => Err(PackError::MissingEntry {
                     entry: entry.clone(),
                     dir: app_dir.to_path_buf(),
                 }),
             },
-            RunSpec::Exec { argv, env } => check_exec(self, argv, env),
+            RunSpec::Exec { argv, env } => {
+                check_exec(self, argv, env)?;
+                self.host_dependencies(&argv[0])
+            }
         }
+    }
+
+    /// What the exec program `program` will need from the target machine.
+    fn host_dependencies(&self, program: &str) -> Result<Vec<String>, PackError> {
+        let Some(e) = self.resolve(program) else {
+            return Ok(Vec::new());
+        };
+        let bytes = match &e.source {
+            Source::Disk(path) => std::fs::read(path).map_err(|source| PackError::Read {
+                path: path.clone(),
+                source,
+            })?,
+            Source::Generated(bytes) => bytes.clone(),
+            Source::None => return Ok(Vec::new()),
+        };
+        let mut warnings = Vec::new();
+        if let Some(interp) = bytes.strip_prefix(b"#!") {
+            let line = interp.split(|&b| b == b'\n').next().unwrap_or_default();
+            let line = String::from_utf8_lossy(line).trim().to_owned();
+            warnings.push(format!(
+                "`{program}` is a script for `{line}`, which comes from the target machine: where it is missing the program exits 127 (pack the interpreter in the app and name it in `exec` instead)"
+            ));
+        } else if let Ok(Some(elf)) = crate::elf::ElfFile::parse(&bytes) {
+            let audited = crate::elf::audit::audit_elf(&e.name, &elf, |candidate| {
+                self.resolve(candidate)
+                    .filter(|f| f.kind == EntryKind::File)
+                    .map(|f| f.name.clone())
+            });
+            let missing: Vec<&str> = audited
+                .needs
+                .iter()
+                .filter(|n| n.met == crate::elf::audit::Met::Missing)
+                .map(|n| n.name.as_str())
+                .collect();
+            if !missing.is_empty() {
+                warnings.push(format!(
+                    "`{program}` is dynamically linked and needs {}, which the app does not hold: it runs only where the target has them (`wrapkit audit` lists every need)",
+                    missing.join(", ")
+                ));
+            }
+        }
+        Ok(warnings)
     }
 
     /// The entry `name` leads to, following symlinks in the plan as the OS would (with the

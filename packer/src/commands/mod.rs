@@ -3,6 +3,7 @@
 
 #![allow(clippy::print_stdout)]
 
+mod audit;
 mod cache;
 mod cat;
 mod extract;
@@ -26,5 +27,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify::verify(args),
         Command::Unpack(args) => unpack::unpack(args),
         Command::Cache(args) => cache::cache(args),
+        Command::Audit(args) => audit::audit(args),
     }
 }

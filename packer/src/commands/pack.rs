@@ -22,13 +22,15 @@ pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
     let list = args.list;
     let opts = merge(args, config)?;
     if list {
-        let (plan, _) = pack::plan(&opts)?;
+        let (plan, warnings) = pack::plan(&opts)?;
+        warn(&warnings, quiet);
         std::io::stdout()
             .lock()
             .write_all(plan.listing().as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
-    let report = pack::pack(&opts)?;
+    let (report, warnings) = pack::pack(&opts)?;
+    warn(&warnings, quiet);
     if !quiet {
         eprintln!(
             "packed {} file{} ({}) into {} ({}, {} of it payload) in {:.2} s",
@@ -42,6 +44,14 @@ pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn warn(warnings: &[String], quiet: bool) {
+    if !quiet {
+        for w in warnings {
+            eprintln!("warning: {}", wrapkit_runtime::format::path::printable(w));
+        }
+    }
 }
 
 /// The one place the config file and the flags meet.

@@ -10,6 +10,7 @@
 //! `dlopen`ed libraries cannot be seen this way (glibc's own NSS and gconv modules, plugins,
 //! `ctypes`): they must be named by the user.
 
+pub mod audit;
 pub mod closure;
 pub mod glibc;
 pub mod ldcache;
@@ -78,8 +79,7 @@ impl ElfFile {
             needed: elf.libraries.iter().map(|s| (*s).to_owned()).collect(),
             rpath: split(&elf.rpaths),
             runpath: split(&elf.runpaths),
-            dynamic: elf.program_headers.iter().any(|p| p.p_type == PT_DYNAMIC)
-                && !elf.libraries.is_empty(),
+            dynamic: is_dynamic(&elf),
             glibc_floor: floor,
             machine: elf.header.e_machine,
             is_64: elf.is_64,
@@ -95,6 +95,18 @@ impl ElfFile {
             &self.runpath
         }
     }
+}
+
+/// Whether the loader is involved: a dynamic section, unless it is a static-pie (a PIE with no
+/// loader and no needs, which relocates itself).
+fn is_dynamic(elf: &Elf<'_>) -> bool {
+    let has_dynamic = elf.program_headers.iter().any(|p| p.p_type == PT_DYNAMIC);
+    let pie = elf
+        .dynamic
+        .as_ref()
+        .is_some_and(|d| d.info.flags_1 & goblin::elf::dynamic::DF_1_PIE != 0);
+    let static_pie = pie && elf.interpreter.is_none() && elf.libraries.is_empty();
+    has_dynamic && !static_pie
 }
 
 /// Expands `$ORIGIN` (the directory holding the object), `$LIB` and `$PLATFORM` in a search
