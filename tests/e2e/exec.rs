@@ -228,8 +228,13 @@ fn the_exit_status_is_the_programs() {
 fn signal_run(cache: &CacheDir, packed: &Packed, mode: &str, signal: i32) -> Run {
     use std::io::{BufRead, BufReader, Read};
     use std::os::unix::process::ExitStatusExt;
-    let mut child = cache
-        .cmd(packed)
+    // Through `env --default-signal`, which execs it (same pid) with the three signals at their
+    // default action: the stub passes dispositions on as it got them, so a test run under
+    // `nohup` (SIGHUP ignored) would otherwise wait forever for `pause` to die.
+    let mut child = Command::new("env")
+        .arg("--default-signal=HUP,INT,TERM")
+        .arg(&packed.exe)
+        .env("WRAPKIT_CACHE_DIR", cache.path())
         .arg(mode)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
