@@ -1078,3 +1078,26 @@ fn a_trailing_slash_after_a_file_is_not_a_directory() {
     assert_eq!(lines[1], "nil\tmain.lua/: Not a directory\t20", "{out}");
     assert_eq!(lines[2], "1", "{out}");
 }
+
+#[test]
+fn opening_a_packed_file_by_a_relative_path_hints_at_wrapkit_path() {
+    let packed = App::new()
+        .file(
+            "main.lua",
+            "local f, err, code = io.open('data/table.csv')\n\
+             print(f, err, code)\n\
+             print(select(2, io.open('not-packed.txt')))\n\
+             local w = require('wrapkit')\n\
+             print(io.open(w.path('data/table.csv')):read('l'))\n",
+        )
+        .file("data/table.csv", "a,b\n")
+        .pack(&[]);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Run::of(packed.cmd().current_dir(elsewhere.path())).ok();
+    assert_eq!(
+        out,
+        "nil\tdata/table.csv: No such file or directory (relative paths name the working directory; the app's own data/table.csv is wrapkit.path(\"data/table.csv\"))\t2\n\
+         not-packed.txt: No such file or directory\t2\n\
+         a,b\n"
+    );
+}

@@ -16,9 +16,26 @@ local function archive_path(path)
   return native.archive_path(path)
 end
 
+-- A relative path that is missing from the working directory but is one of the app's own files
+-- is most likely meant to be the packed file: say how to name it. Costs nothing unless the open
+-- has already failed.
+local function packed_hint(path, err, code)
+  if code == 2 and type(path) == "string" and path:sub(1, 1) ~= "/" then
+    local rel = native.normalise(path)
+    if rel and rel ~= "" and native.kind(rel) ~= nil then
+      return err .. sfmt(" (relative paths name the working directory; the app's own %s is wrapkit.path(%q))", rel, rel)
+    end
+  end
+  return err
+end
+
 function io.open(path, mode)
   local rel = archive_path(path)
-  if rel == nil then return io_open(path, mode) end
+  if rel == nil then
+    local f, err, code = io_open(path, mode)
+    if f == nil then return nil, packed_hint(path, err, code), code end
+    return f
+  end
   mode = mode or "r"
   if type(mode) ~= "string" or not mode:match("^[rwa]%+?b*$") then
     error("bad argument #2 to 'open' (invalid mode)", 2)
