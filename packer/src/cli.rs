@@ -17,7 +17,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Pack DIR into one executable that runs its Lua script or a program it carries.
-    Pack(PackArgs),
+    Pack(Box<PackArgs>),
     /// List the files in a packed executable.
     Ls(LsArgs),
     /// Print one file of a packed executable to stdout.
@@ -197,6 +197,11 @@ pub struct PackArgs {
     /// Pack what symlinks point to instead of the links themselves.
     #[arg(long)]
     pub follow_symlinks: bool,
+
+    /// Pack this kind of usually-mistaken content without a warning (repeatable; added to the
+    /// config's `allow`).
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub allow: Vec<crate::walk::NoticeKind>,
 
     /// Runtime stub to put in front of the payload [default: the one built into wrapkit].
     /// A packed executable works too: its payload is replaced.

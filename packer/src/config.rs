@@ -12,6 +12,7 @@
 //! source-date-epoch = 0    # entry timestamps; the SOURCE_DATE_EPOCH variable wins over it
 //! exec = ["bin/app", "--data", "{root}/data"]  # run a bundled program instead of Lua
 //! env = { APP_HOME = "{root}" }                # extra environment for that program
+//! allow = ["large"]        # no warning for these: dotenv, git, venv, cache, large
 //! ```
 //!
 //! Unknown keys are an error, so a typo does not silently do nothing.
@@ -44,6 +45,8 @@ pub struct Config {
     pub exec: Option<Vec<String>>,
     /// Exec mode: environment variables for the program (values expand like `exec`).
     pub env: Option<BTreeMap<String, String>>,
+    /// What to pack without a warning: `dotenv`, `git`, `venv`, `cache`, `large`.
+    pub allow: Option<Vec<crate::walk::NoticeKind>>,
 }
 
 /// The `compression` key and `--compression` flag.

@@ -105,6 +105,10 @@ pub enum PackError {
     },
     #[error("{}: {count} library need(s) are met neither in the archive nor by glibc", path.display())]
     MissingLibraries { path: PathBuf, count: usize },
+    #[error("the {what} `{name}` is left out by the `include`/`exclude` patterns")]
+    Excluded { what: &'static str, name: String },
+    #[error("the entry script `{entry}` is a script for {language}, not Lua")]
+    NotLua { entry: String, language: String },
     #[error("invalid `env` variable `{key}`: {reason}")]
     BadEnv { key: String, reason: String },
     #[error("{reason}")]
@@ -152,6 +156,12 @@ impl PackError {
             PackError::MissingLibraries { .. } => {
                 "the program runs only where the target happens to have them: bundle them (and point the program's RUNPATH at them with $ORIGIN), or link statically".into()
             }
+            PackError::Excluded { .. } => {
+                "change `include`/`exclude` (or `--include`/`--exclude`) so it is packed; `.git`, `.hg`, `.svn` and `wrapkit.toml` are left out unless included by name".into()
+            }
+            PackError::NotLua { entry, .. } => format!(
+                "a Lua app runs Lua; to run `{entry}` with its interpreter, pack the interpreter in the app and name both with `--exec` (e.g. `--exec bin/python3 --exec {entry}`)"
+            ),
             PackError::BadEnv { .. } => {
                 "`env = { NAME = \"value\" }` in wrapkit.toml (or `--env NAME=value`) sets variables for the program; WRAPKIT_EXE and WRAPKIT_ROOT are the runtime's".into()
             }

@@ -33,6 +33,8 @@ pub struct PackOptions {
     pub mtime: i64,
     /// Draw a progress bar when stderr is a terminal.
     pub progress: bool,
+    /// Kinds of usually-mistaken content packed without a warning.
+    pub allow: Vec<crate::walk::NoticeKind>,
 }
 
 /// The plan for `opts`: the app directory's entries, checked, and the run spec, checked
@@ -50,8 +52,13 @@ pub fn plan(opts: &PackOptions) -> Result<(Plan, Vec<String>), PackError> {
     }
     let filter = Filter::new(&opts.include, &opts.exclude)?;
     let mut plan = Plan::new(opts.name.clone(), opts.version.clone(), opts.run.clone());
-    crate::recipe::app::add(&mut plan, &input, &filter, opts.follow_symlinks)?;
-    let warnings = plan.check_run(&input)?;
+    let notices = crate::recipe::app::add(&mut plan, &input, &filter, opts.follow_symlinks)?;
+    let mut warnings: Vec<String> = notices
+        .iter()
+        .filter(|n| !opts.allow.contains(&n.kind))
+        .map(|n| n.message())
+        .collect();
+    warnings.extend(plan.check_run(&input)?);
     Ok((plan, warnings))
 }
 

@@ -88,6 +88,9 @@ pub struct Plan {
     keys: HashMap<String, String>,
     /// What has been added, against the format's limits.
     tally: Tally,
+    /// Paths the recipes' filters left out (a directory stands for all it holds), so that an
+    /// entry script or program among them is reported as excluded, not as missing.
+    pub excluded: Vec<String>,
 }
 
 impl Plan {
@@ -99,6 +102,7 @@ impl Plan {
             entries: BTreeMap::new(),
             keys: HashMap::new(),
             tally: Tally::default(),
+            excluded: Vec::new(),
         }
     }
 
@@ -196,17 +200,40 @@ impl Plan {
     pub fn check_run(&self, app_dir: &std::path::Path) -> Result<Vec<String>, PackError> {
         match &self.run {
             RunSpec::Lua { entry } => match self.resolve(entry) {
-                Some(e) if e.kind == EntryKind::File => Ok(Vec::new()),
-                _ => Err(PackError::MissingEntry {
-                    entry: entry.clone(),
-                    dir: app_dir.to_path_buf(),
-                }),
+                Some(e) if e.kind == EntryKind::File => {
+                    check_lua_entry(entry, e)?;
+                    Ok(Vec::new())
+                }
+                _ => Err(self
+                    .excluded_error("entry script", entry)
+                    .unwrap_or_else(|| PackError::MissingEntry {
+                        entry: entry.clone(),
+                        dir: app_dir.to_path_buf(),
+                    })),
             },
             RunSpec::Exec { argv, env } => {
+                if let Some(program) = argv.first()
+                    && self.resolve(program).is_none()
+                    && let Some(err) = self.excluded_error("program", program)
+                {
+                    return Err(err);
+                }
                 check_exec(self, argv, env)?;
                 self.host_dependencies(&argv[0])
             }
         }
+    }
+
+    /// The error for `name`, when the filters left it (or a directory holding it) out.
+    fn excluded_error(&self, what: &'static str, name: &str) -> Option<PackError> {
+        let name = path::normalise(name)?;
+        let hit = self.excluded.iter().any(|x| {
+            name == *x
+                || name
+                    .strip_prefix(x.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+        });
+        hit.then_some(PackError::Excluded { what, name })
     }
 
     /// What the exec program `program` will need from the target machine.
@@ -325,6 +352,49 @@ impl Plan {
             plural(links, "symlink", "symlinks"),
         );
         out
+    }
+}
+
+/// A Lua app's entry must be Lua: a script for another language would pack fine and fail at
+/// run time as a Lua syntax error.
+fn check_lua_entry(name: &str, e: &Planned) -> Result<(), PackError> {
+    const OTHER: &[(&str, &str)] = &[
+        (".py", "Python"),
+        (".js", "JavaScript"),
+        (".mjs", "JavaScript"),
+        (".cjs", "JavaScript"),
+        (".ts", "TypeScript"),
+        (".tcl", "Tcl"),
+        (".sh", "a shell"),
+        (".bash", "bash"),
+        (".rb", "Ruby"),
+        (".pl", "Perl"),
+        (".php", "PHP"),
+    ];
+    let language = OTHER
+        .iter()
+        .find(|(ext, _)| name.ends_with(ext))
+        .map(|(_, lang)| (*lang).to_owned())
+        .or_else(|| {
+            // A `#!` line naming something other than Lua.
+            let Source::Disk(path) = &e.source else {
+                return None;
+            };
+            let mut head = [0u8; 128];
+            let n = std::fs::File::open(path)
+                .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+                .ok()?;
+            let line = head[..n].strip_prefix(b"#!")?;
+            let line = line.split(|&b| b == b'\n').next()?;
+            let line = String::from_utf8_lossy(line);
+            (!line.contains("lua")).then(|| format!("`{}`", line.trim()))
+        });
+    match language {
+        Some(language) => Err(PackError::NotLua {
+            entry: name.to_owned(),
+            language,
+        }),
+        None => Ok(()),
     }
 }
 

@@ -70,8 +70,9 @@ impl Filter {
         })
     }
 
-    fn excluded(&self, name: &str) -> bool {
-        self.exclude.is_match(name)
+    /// On the path as it is on disk, so a name that is not UTF-8 can be excluded too.
+    fn excluded(&self, rel: &Path) -> bool {
+        self.exclude.is_match(rel)
     }
 
     fn included(&self, name: &str) -> bool {
@@ -80,12 +81,90 @@ impl Filter {
 }
 
 /// Walks `root` and returns what to pack, sorted by name.
-pub fn walk(
-    root: &Path,
-    filter: &Filter,
-    follow_symlinks: bool,
-) -> Result<Vec<SourceEntry>, PackError> {
+/// What a walk found: the entries to pack, the top paths it left out (an excluded directory
+/// stands for everything in it), and what is worth a warning.
+#[derive(Debug, Default)]
+pub struct Walked {
+    pub entries: Vec<SourceEntry>,
+    pub excluded: Vec<String>,
+    pub notices: Vec<Notice>,
+}
+
+/// Something packed that is usually packed by mistake. Each kind can be allowed (`--allow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoticeKind {
+    /// A `.env` file: where secrets are usually kept.
+    Dotenv,
+    /// A `.git` directory below the top (a nested repository, with its whole history).
+    Git,
+    /// A `.venv` virtual environment (tied to the build machine's Python and paths).
+    Venv,
+    /// A build tool's cache (`node_modules/.cache`, `__pycache__` excepted).
+    Cache,
+    /// A file over 100 MB.
+    Large,
+}
+
+/// One thing worth a warning: what, and the first path it was seen at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub kind: NoticeKind,
+    pub name: String,
+    pub size: u64,
+}
+
+/// Files larger than this get a warning.
+pub const LARGE_FILE: u64 = 100_000_000;
+
+impl Notice {
+    pub fn message(&self) -> String {
+        let why = match self.kind {
+            NoticeKind::Dotenv => "an environment file, where secrets are often kept".to_owned(),
+            NoticeKind::Git => "a nested git repository, history and all".to_owned(),
+            NoticeKind::Venv => {
+                "a virtual environment, tied to the build machine's Python and paths".to_owned()
+            }
+            NoticeKind::Cache => "a build tool's cache".to_owned(),
+            NoticeKind::Large => format!("{} bytes", self.size),
+        };
+        let flag = match self.kind {
+            NoticeKind::Dotenv => "dotenv",
+            NoticeKind::Git => "git",
+            NoticeKind::Venv => "venv",
+            NoticeKind::Cache => "cache",
+            NoticeKind::Large => "large",
+        };
+        format!(
+            "packing `{}`: {why}; leave it out with `--exclude`, or allow it with `--allow {flag}`",
+            self.name
+        )
+    }
+}
+
+/// What `name` (a directory or file) is worth a warning for, if anything.
+fn notice_kind(name: &str, is_dir: bool, size: u64) -> Option<NoticeKind> {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    if is_dir {
+        match base {
+            ".git" => Some(NoticeKind::Git),
+            ".venv" => Some(NoticeKind::Venv),
+            ".cache" if path::parent(name).ends_with("node_modules") => Some(NoticeKind::Cache),
+            _ => None,
+        }
+    } else if base == ".env" || base.starts_with(".env.") {
+        Some(NoticeKind::Dotenv)
+    } else if size > LARGE_FILE {
+        Some(NoticeKind::Large)
+    } else {
+        None
+    }
+}
+
+pub fn walk(root: &Path, filter: &Filter, follow_symlinks: bool) -> Result<Walked, PackError> {
     let mut found = Vec::new();
+    let mut excluded = Vec::new();
+    let mut notices: Vec<Notice> = Vec::new();
     let mut it = walkdir::WalkDir::new(root)
         .min_depth(1)
         .follow_links(follow_symlinks)
@@ -106,18 +185,19 @@ pub fn walk(
             .path()
             .strip_prefix(root)
             .expect("walkdir yields paths under its root");
+        if filter.excluded(rel) {
+            if dent.file_type().is_dir() {
+                it.skip_current_dir();
+            }
+            excluded.push(rel.to_string_lossy().into_owned());
+            continue;
+        }
         let name = rel
             .to_str()
             .ok_or_else(|| PackError::NonUtf8Name {
                 path: dent.path().to_path_buf(),
             })?
             .to_owned();
-        if filter.excluded(&name) {
-            if dent.file_type().is_dir() {
-                it.skip_current_dir();
-            }
-            continue;
-        }
         if path::is_reserved(&name) {
             return Err(PackError::Reserved {
                 path: dent.path().to_path_buf(),
@@ -146,6 +226,17 @@ pub fn walk(
                 kind: special_kind(ft),
             });
         };
+        if let Some(kind) = notice_kind(&name, ft.is_dir(), meta.len())
+            && !notices
+                .iter()
+                .any(|n| n.kind == kind && name.starts_with(&n.name))
+        {
+            notices.push(Notice {
+                kind,
+                name: name.clone(),
+                size: meta.len(),
+            });
+        }
         found.push(SourceEntry {
             size: target.as_ref().map_or(meta.len(), |t| t.len() as u64),
             name,
@@ -155,10 +246,20 @@ pub fn walk(
             target,
         });
     }
-    let mut kept = apply_include(found, filter);
+    let (mut kept, left_out) = apply_include(found, filter);
+    excluded.extend(left_out);
     kept.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
     check_links(&kept)?;
-    Ok(kept)
+    // A notice about something the include patterns then left out is moot.
+    notices.retain(|n| {
+        kept.binary_search_by(|e| e.name.as_bytes().cmp(n.name.as_bytes()))
+            .is_ok()
+    });
+    Ok(Walked {
+        entries: kept,
+        excluded,
+        notices,
+    })
 }
 
 /// Every symlink packed, resolved against what is packed with the runtime's resolver (the one
@@ -212,8 +313,8 @@ fn check_links(entries: &[SourceEntry]) -> Result<(), PackError> {
 }
 
 /// Keeps files and links that match an include pattern, and the directories that hold them or
-/// match themselves.
-fn apply_include(found: Vec<SourceEntry>, filter: &Filter) -> Vec<SourceEntry> {
+/// match themselves; returns the names of the files and links it left out too.
+fn apply_include(found: Vec<SourceEntry>, filter: &Filter) -> (Vec<SourceEntry>, Vec<String>) {
     let mut needed_dirs = std::collections::HashSet::new();
     for e in &found {
         if e.kind != EntryKind::Dir && filter.included(&e.name) {
@@ -223,13 +324,21 @@ fn apply_include(found: Vec<SourceEntry>, filter: &Filter) -> Vec<SourceEntry> {
             }
         }
     }
-    found
+    let mut left_out = Vec::new();
+    let kept = found
         .into_iter()
-        .filter(|e| match e.kind {
-            EntryKind::Dir => filter.included(&e.name) || needed_dirs.contains(&e.name),
-            _ => filter.included(&e.name),
+        .filter(|e| {
+            let keep = match e.kind {
+                EntryKind::Dir => filter.included(&e.name) || needed_dirs.contains(&e.name),
+                _ => filter.included(&e.name),
+            };
+            if !keep && e.kind != EntryKind::Dir {
+                left_out.push(e.name.clone());
+            }
+            keep
         })
-        .collect()
+        .collect();
+    (kept, left_out)
 }
 
 /// What a file that is neither a regular file, a directory nor a symlink is, for messages.

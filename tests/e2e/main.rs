@@ -9,6 +9,7 @@ mod cli;
 mod differential;
 mod exec;
 mod forge;
+mod guards;
 mod hostile;
 mod inspect;
 mod local_attack;

@@ -19,7 +19,7 @@ use crate::cli::{Cli, Command};
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Pack(args) => pack::pack(args),
+        Command::Pack(args) => pack::pack(*args),
         Command::Ls(args) => ls::ls(args),
         Command::Cat(args) => cat::cat(args),
         Command::Extract(args) => extract::extract(args),

@@ -125,6 +125,12 @@ fn merge(args: PackArgs, config: Config) -> Result<PackOptions, PackError> {
             .map(Into::into)
             .unwrap_or_default(),
         follow_symlinks: args.follow_symlinks || config.follow_symlinks.unwrap_or(false),
+        allow: config
+            .allow
+            .unwrap_or_default()
+            .into_iter()
+            .chain(args.allow)
+            .collect(),
         mtime: config.source_date_epoch.unwrap_or(DEFAULT_MTIME),
         progress: !args.quiet,
     })

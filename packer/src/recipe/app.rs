@@ -5,16 +5,19 @@ use std::path::Path;
 
 use crate::error::PackError;
 use crate::plan::{Plan, Planned, Source};
-use crate::walk::{self, Filter};
+use crate::walk::{self, Filter, Notice};
 
-/// Adds every entry of the app directory `root` (canonical) to `plan`.
+/// Adds every entry of the app directory `root` (canonical) to `plan`, and records what the
+/// filters left out. Returns what is worth a warning.
 pub fn add(
     plan: &mut Plan,
     root: &Path,
     filter: &Filter,
     follow_symlinks: bool,
-) -> Result<(), PackError> {
-    for e in walk::walk(root, filter, follow_symlinks)? {
+) -> Result<Vec<Notice>, PackError> {
+    let walked = walk::walk(root, filter, follow_symlinks)?;
+    plan.excluded.extend(walked.excluded);
+    for e in walked.entries {
         plan.add(Planned {
             name: e.name,
             kind: e.kind,
@@ -28,5 +31,5 @@ pub fn add(
             },
         })?;
     }
-    Ok(())
+    Ok(walked.notices)
 }

@@ -1,0 +1,160 @@
+//! Guards on what gets packed: warnings for content usually packed by mistake (each with the
+//! flag that silences it), an entry or program the filters left out, a non-Lua entry script,
+//! a name that is not UTF-8 left out by `--exclude`.
+
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+
+use crate::support::{App, Run, wrapkit};
+
+fn pack(app: &App, flags: &[&str]) -> Run {
+    Run::of(
+        wrapkit()
+            .arg("pack")
+            .arg(app.path())
+            .arg("-o")
+            .arg(app.scratch().join("out"))
+            .args(flags),
+    )
+}
+
+fn warnings(run: &Run) -> Vec<String> {
+    run.stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn content_usually_packed_by_mistake_is_warned_about_once_each() {
+    let app = App::new()
+        .file("main.lua", "print(1)")
+        .file(".env", "SECRET=1")
+        .file("vendor/lib/.git/HEAD", "ref: x")
+        .file(".venv/pyvenv.cfg", "home = /usr/bin")
+        .file("node_modules/.cache/a", "x")
+        .file("node_modules/.cache/b", "x");
+    // A 100 MB + 1 file, sparse so it costs nothing on disk.
+    let big = fs::File::create(app.path().join("big.bin")).unwrap();
+    big.set_len(100_000_001).unwrap();
+    let run = pack(&app, &["--compression", "store"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        warnings(&run),
+        [
+            "warning: packing `.env`: an environment file, where secrets are often kept; leave it out with `--exclude`, or allow it with `--allow dotenv`",
+            "warning: packing `.venv`: a virtual environment, tied to the build machine's Python and paths; leave it out with `--exclude`, or allow it with `--allow venv`",
+            "warning: packing `big.bin`: 100000001 bytes; leave it out with `--exclude`, or allow it with `--allow large`",
+            "warning: packing `node_modules/.cache`: a build tool's cache; leave it out with `--exclude`, or allow it with `--allow cache`",
+            "warning: packing `vendor/lib/.git`: a nested git repository, history and all; leave it out with `--exclude`, or allow it with `--allow git`",
+        ]
+    );
+    // Each kind is silenced by its flag, or by `allow` in wrapkit.toml.
+    let run = pack(
+        &app,
+        &[
+            "--compression",
+            "store",
+            "--allow",
+            "dotenv",
+            "--allow",
+            "git",
+            "--allow",
+            "venv",
+            "--allow",
+            "cache",
+        ],
+    );
+    assert_eq!(warnings(&run).len(), 1, "{}", run.stderr);
+    let app = app.file(
+        "wrapkit.toml",
+        "allow = [\"large\", \"dotenv\", \"git\", \"venv\", \"cache\"]\n",
+    );
+    let run = pack(&app, &["--compression", "store"]);
+    assert!(warnings(&run).is_empty(), "{}", run.stderr);
+    // Excluded, no warning either.
+    fs::remove_file(app.path().join("wrapkit.toml")).unwrap();
+    let run = pack(
+        &app,
+        &[
+            "--compression",
+            "store",
+            "--exclude",
+            ".env",
+            "--exclude",
+            "**/.git",
+            "--exclude",
+            ".venv",
+            "--exclude",
+            "node_modules",
+            "--exclude",
+            "big.bin",
+        ],
+    );
+    assert!(warnings(&run).is_empty(), "{}", run.stderr);
+}
+
+#[test]
+fn an_entry_or_program_left_out_by_the_filters_is_reported_as_excluded() {
+    let app = App::new()
+        .file("main.lua", "print(1)")
+        .file("lib/x.lua", "");
+    let err = pack(&app, &["--exclude", "main.lua"]).fails_with(1);
+    assert!(
+        err.starts_with("error: the entry script `main.lua` is left out by the `include`/`exclude` patterns\nhint: change `include`/`exclude`"),
+        "{err}"
+    );
+    let err = pack(&app, &["--include", "lib/**"]).fails_with(1);
+    assert!(
+        err.contains("the entry script `main.lua` is left out"),
+        "{err}"
+    );
+    let app = App::new()
+        .executable("bin/tool", "#!/bin/sh\necho hi\n")
+        .file("wrapkit.toml", "exec = [\"bin/tool\"]\n");
+    let err = pack(&app, &["--exclude", "bin"]).fails_with(1);
+    assert!(
+        err.starts_with("error: the program `bin/tool` is left out"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_non_lua_entry_is_refused_with_the_flag_to_use() {
+    let app = App::new()
+        .file("main.py", "print('hi')\n")
+        .file("tool", "#!/usr/bin/env python3\nprint('hi')\n")
+        .file("ok", "#!/usr/bin/env lua\nprint('hi')\n");
+    let err = pack(&app, &["--entry", "main.py"]).fails_with(1);
+    assert_eq!(
+        err,
+        "error: the entry script `main.py` is a script for Python, not Lua\n\
+         hint: a Lua app runs Lua; to run `main.py` with its interpreter, pack the interpreter in the app and name both with `--exec` (e.g. `--exec bin/python3 --exec main.py`)\n"
+    );
+    let err = pack(&app, &["--entry", "tool"]).fails_with(1);
+    assert!(
+        err.starts_with(
+            "error: the entry script `tool` is a script for `/usr/bin/env python3`, not Lua"
+        ),
+        "{err}"
+    );
+    assert_eq!(pack(&app, &["--entry", "ok"]).code, Some(0));
+}
+
+#[test]
+fn exclude_can_leave_out_a_name_that_is_not_utf8() {
+    let app = App::new().file("main.lua", "print('packed')");
+    let bad = app
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"latin1-caf\xe9.txt"));
+    fs::write(&bad, "x").unwrap();
+    // Packed as it is, the name is refused (the format stores UTF-8 names)...
+    let err = pack(&app, &[]).fails_with(1);
+    assert!(err.contains("the name is not valid UTF-8"), "{err}");
+    // ...and `--exclude` can leave it out, even at the top of the app.
+    let run = pack(&app, &["--exclude", "latin1-*"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let out = Run::of(&mut std::process::Command::new(app.scratch().join("out"))).ok();
+    assert_eq!(out, "packed\n");
+}
