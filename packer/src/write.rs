@@ -73,6 +73,7 @@ pub fn write(plan: &Plan, opts: &WriteOptions<'_>) -> Result<PackReport, PackErr
         .suffix(".tmp")
         .tempfile_in(out_dir)
         .map_err(write_err)?;
+    let _cleanup = CleanupOnSignal::new(tmp.path().to_path_buf()).map_err(write_err)?;
     let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
     out.write_all(opts.stub).map_err(write_err)?;
     let mut writer = ArchiveWriter::new(out, opts.stub.len() as u64, opts.mtime);
@@ -146,6 +147,42 @@ pub fn write(plan: &Plan, opts: &WriteOptions<'_>) -> Result<PackReport, PackErr
         trailer,
         elapsed: started.elapsed(),
     })
+}
+
+/// While alive, SIGINT, SIGTERM or SIGHUP remove the temporary output before the process dies
+/// of the signal as it would have: an interrupted pack leaves nothing behind. (A drop at
+/// normal exit or on error is handled by `tempfile` itself.)
+struct CleanupOnSignal {
+    handle: signal_hook::iterator::Handle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CleanupOnSignal {
+    fn new(tmp: PathBuf) -> std::io::Result<CleanupOnSignal> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+        let handle = signals.handle();
+        let thread = std::thread::spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let _ = fs::remove_file(&tmp);
+                let _ = signal_hook::low_level::emulate_default_handler(signal);
+                std::process::exit(128 + signal);
+            }
+        });
+        Ok(CleanupOnSignal {
+            handle,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for CleanupOnSignal {
+    fn drop(&mut self) {
+        self.handle.close();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Splits entries into runs of bounded total size, in order.

@@ -33,3 +33,50 @@ fn a_closed_pipe_is_not_an_error() {
         assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
     }
 }
+
+#[test]
+fn an_interrupted_pack_leaves_no_temporary_file() {
+    use std::os::unix::process::ExitStatusExt;
+    for signal in [rustix::process::Signal::INT, rustix::process::Signal::TERM] {
+        let app = App::new().file("main.lua", "print(1)");
+        // Sparse, so it costs no disk; stored, so packing it takes a moment of streaming.
+        let big = std::fs::File::create(app.path().join("big.bin")).unwrap();
+        big.set_len(3 << 30).unwrap();
+        let out_dir = tempfile::tempdir().unwrap();
+        let mut child = wrapkit()
+            .args(["pack", "-q", "--allow", "large", "--compression", "store"])
+            .arg(app.path())
+            .arg("-o")
+            .arg(out_dir.path().join("app"))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let temp = || {
+            std::fs::read_dir(out_dir.path())
+                .unwrap()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(".wrapkit-"))
+        };
+        while !temp() {
+            assert!(
+                started.elapsed().as_secs() < 30,
+                "no temporary file appeared"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the pack ended too soon"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(signal.as_raw()), "{status:?}");
+        let left: Vec<_> = std::fs::read_dir(out_dir.path())
+            .unwrap()
+            .flatten()
+            .collect();
+        assert!(left.is_empty(), "{signal:?} left {left:?}");
+    }
+}
