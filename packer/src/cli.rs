@@ -145,12 +145,13 @@ pub struct UnpackArgs {
 
 #[derive(Debug, Args)]
 pub struct PackArgs {
-    /// The app directory (its `wrapkit.toml`, if any, is read).
+    /// The app directory (its `wrapkit.toml`, if any, is read), or a single Lua script.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
 
-    /// Where to write the executable (must be outside DIR).
-    #[arg(short, long, value_name = "FILE", required_unless_present = "list")]
+    /// Where to write the executable (must be outside DIR) [default: the app's name, in the
+    /// working directory].
+    #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
     /// Print what would be packed (each entry, its size and where it comes from) and what

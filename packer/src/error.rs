@@ -36,6 +36,8 @@ pub enum PackError {
         #[source]
         source: globset::Error,
     },
+    #[error("`-o -`: a packed executable is not written to standard output")]
+    OutputIsStdout,
     #[error("the output {} is a {kind}, not a file; refusing to replace it", path.display())]
     OutputNotAFile { path: PathBuf, kind: &'static str },
     #[error("the output {} is inside the input directory {}", output.display(), input.display())]
@@ -147,6 +149,9 @@ impl PackError {
                 source: wrapkit_runtime::extract::ExtractError::Format(_),
                 ..
             } => "the file is corrupt; `wrapkit verify` shows where".into(),
+            PackError::OutputIsStdout => {
+                "name a file with `-o FILE`; without `-o` the executable is written as the app's name in the working directory".into()
+            }
             PackError::OutputNotAFile { .. } => {
                 "name a new file, or an existing regular file to replace, with `-o`".into()
             }

@@ -45,13 +45,20 @@ pub fn plan(opts: &PackOptions) -> Result<(Plan, Vec<String>), PackError> {
         path: opts.input.clone(),
         source,
     })?;
+    let mut plan = Plan::new(opts.name.clone(), opts.version.clone(), opts.run.clone());
+    if input.is_file() {
+        // `wrapkit pack script.lua`: an app of one file.
+        crate::recipe::app::add_file(&mut plan, &input)?;
+        let dir = input.parent().unwrap_or(&input).to_path_buf();
+        let warnings = plan.check_run(&dir)?;
+        return Ok((plan, warnings));
+    }
     if !input.is_dir() {
         return Err(PackError::NotADirectory {
             path: opts.input.clone(),
         });
     }
     let filter = Filter::new(&opts.include, &opts.exclude)?;
-    let mut plan = Plan::new(opts.name.clone(), opts.version.clone(), opts.run.clone());
     let notices = crate::recipe::app::add(&mut plan, &input, &filter, opts.follow_symlinks)?;
     let mut warnings: Vec<String> = notices
         .iter()
@@ -64,11 +71,15 @@ pub fn plan(opts: &PackOptions) -> Result<(Plan, Vec<String>), PackError> {
 
 /// Plans and writes; returns what was written and the plan's warnings.
 pub fn pack(opts: &PackOptions) -> Result<(PackReport, Vec<String>), PackError> {
-    let output = opts.output.as_deref().ok_or_else(|| PackError::Write {
-        path: PathBuf::new(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no output named"),
-    })?;
-    let output = absolute_output(output)?;
+    // Without `-o`: the app's name, in the working directory.
+    let output = opts
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&opts.name));
+    if output.as_os_str() == "-" {
+        return Err(PackError::OutputIsStdout);
+    }
+    let output = absolute_output(&output)?;
     let input = fs::canonicalize(&opts.input).map_err(|source| PackError::Read {
         path: opts.input.clone(),
         source,

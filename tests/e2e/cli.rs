@@ -80,3 +80,71 @@ fn an_interrupted_pack_leaves_no_temporary_file() {
         assert!(left.is_empty(), "{signal:?} left {left:?}");
     }
 }
+
+#[test]
+fn a_single_script_packs_by_itself_and_the_output_defaults_to_its_name() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("greet.lua"),
+        "print('hi ' .. (arg[1] or '?'))\n",
+    )
+    .unwrap();
+    let run = crate::support::Run::of(
+        wrapkit()
+            .args(["pack", "greet.lua"])
+            .current_dir(work.path()),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let exe = work.path().join("greet");
+    assert!(
+        run.stderr.starts_with("packed 1 file (")
+            && run.stderr.contains(&format!(" into {} (", exe.display())),
+        "{}",
+        run.stderr
+    );
+    let out = crate::support::Run::of(std::process::Command::new(&exe).arg("you")).ok();
+    assert_eq!(out, "hi you\n");
+    // A directory's executable takes the directory's (or wrapkit.toml's) name.
+    let app = App::new()
+        .file("main.lua", "print(1)")
+        .file("wrapkit.toml", "name = \"tool\"\n");
+    let run = crate::support::Run::of(
+        wrapkit()
+            .args(["pack", "-q"])
+            .arg(app.path())
+            .current_dir(work.path()),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(work.path().join("tool").is_file());
+    // A script for another language is refused, naming the language.
+    std::fs::write(work.path().join("tool.py"), "print(1)\n").unwrap();
+    let err = crate::support::Run::of(
+        wrapkit()
+            .args(["pack", "tool.py", "-o", "x"])
+            .current_dir(work.path()),
+    )
+    .fails_with(1);
+    assert!(
+        err.starts_with("error: the entry script `tool.py` is a script for Python, not Lua"),
+        "{err}"
+    );
+}
+
+#[test]
+fn output_dash_is_refused_and_no_file_named_dash_appears() {
+    let app = App::new().file("main.lua", "print(1)");
+    let work = tempfile::tempdir().unwrap();
+    let err = crate::support::Run::of(
+        wrapkit()
+            .args(["pack", "-o", "-"])
+            .arg(app.path())
+            .current_dir(work.path()),
+    )
+    .fails_with(1);
+    assert_eq!(
+        err,
+        "error: `-o -`: a packed executable is not written to standard output\n\
+         hint: name a file with `-o FILE`; without `-o` the executable is written as the app's name in the working directory\n"
+    );
+    assert!(!work.path().join("-").exists());
+}

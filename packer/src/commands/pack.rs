@@ -17,7 +17,12 @@ use crate::pack::{self, DEFAULT_MTIME, PackOptions};
 use crate::plan::RunSpec;
 
 pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::load(&args.dir)?;
+    // A single script has no wrapkit.toml of its own.
+    let config = if args.dir.is_file() {
+        Config::default()
+    } else {
+        Config::load(&args.dir)?
+    };
     let quiet = args.quiet;
     let list = args.list;
     let opts = merge(args, config)?;
@@ -46,6 +51,11 @@ pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A single script runs itself.
+fn single_script_name(single: Option<&std::path::Path>) -> Option<String> {
+    Some(single?.file_name()?.to_str()?.to_owned())
+}
+
 fn warn(warnings: &[String], quiet: bool) {
     if !quiet {
         for w in warnings {
@@ -56,9 +66,16 @@ fn warn(warnings: &[String], quiet: bool) {
 
 /// The one place the config file and the flags meet.
 fn merge(args: PackArgs, config: Config) -> Result<PackOptions, PackError> {
-    let dir_name = std::fs::canonicalize(&args.dir)
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+    // The directory's name, or a single script's without its extension.
+    let canonical = std::fs::canonicalize(&args.dir).ok();
+    let single = canonical.as_deref().filter(|p| p.is_file());
+    let dir_name = canonical
+        .as_deref()
+        .and_then(|p| match single {
+            Some(file) => file.file_stem(),
+            None => p.file_name(),
+        })
+        .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "app".into());
     let mut env = config.env.unwrap_or_default();
     let flag_env = !args.env.is_empty();
@@ -82,7 +99,9 @@ fn merge(args: PackArgs, config: Config) -> Result<PackOptions, PackError> {
                 env: env.clone(),
             },
             (entry, None) => RunSpec::Lua {
-                entry: entry.unwrap_or_else(|| "main.lua".into()),
+                entry: entry
+                    .or_else(|| single_script_name(single))
+                    .unwrap_or_else(|| "main.lua".into()),
             },
         },
     };

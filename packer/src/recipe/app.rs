@@ -1,5 +1,6 @@
 //! The app directory, at the archive's root: what [`walk`](crate::walk) finds there, filtered
-//! by `include`/`exclude`, with symlinks kept as symlinks (or followed, when asked).
+//! by `include`/`exclude`, with symlinks kept as symlinks (or followed, when asked); or one
+//! script given by itself.
 
 use std::path::Path;
 
@@ -32,4 +33,26 @@ pub fn add(
         })?;
     }
     Ok(walked.notices)
+}
+
+/// Adds the one file `path` at its file name: `wrapkit pack script.lua`.
+pub fn add_file(plan: &mut Plan, path: &Path) -> Result<(), PackError> {
+    let meta = std::fs::metadata(path).map_err(|source| PackError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| PackError::NonUtf8Name {
+            path: path.to_path_buf(),
+        })?;
+    plan.add(Planned {
+        name: name.to_owned(),
+        kind: wrapkit_runtime::format::EntryKind::File,
+        mode: std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777,
+        size: meta.len(),
+        target: None,
+        source: Source::Disk(path.to_path_buf()),
+    })
 }
