@@ -116,7 +116,11 @@ pub fn run(
     let location = Location::from_env()?;
     trace.say(|| format!("cache {} ({:?})", location.path.display(), location.origin));
     let cache = Cache::open(&location)?;
+    let started = std::time::Instant::now();
     let tree = cache.materialise(archive, exe, &trace)?;
+    if let Outcome::Filled { stats, .. } = &tree.outcome {
+        say_slow_first_start(started.elapsed(), stats, cache.root());
+    }
     trace.say(|| match &tree.outcome {
         Outcome::Warm => "warm start".into(),
         Outcome::FilledByOther => "filled by another process".into(),
@@ -144,6 +148,25 @@ pub fn run(
         }
         _ => ExecError::CannotExecute { path, source },
     })
+}
+
+/// A first start that took a while says why, once, to a person watching (stderr a terminal):
+/// never in a pipe or a service's log, where it would be noise in the program's output.
+fn say_slow_first_start(
+    took: std::time::Duration,
+    stats: &crate::extract::ExtractStats,
+    cache: &Path,
+) {
+    use std::io::IsTerminal;
+    if took >= std::time::Duration::from_secs(1) && std::io::stderr().is_terminal() {
+        eprintln!(
+            "wrapkit: first start: unpacked {} files ({} MB) into {} in {:.1} s; later starts reuse them",
+            stats.files,
+            stats.bytes.div_ceil(1_000_000),
+            cache.display(),
+            took.as_secs_f64()
+        );
+    }
 }
 
 /// What to `execve`: the program's path, its whole `argv`, and the variables to set on top of

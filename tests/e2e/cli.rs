@@ -148,3 +148,52 @@ fn output_dash_is_refused_and_no_file_named_dash_appears() {
     );
     assert!(!work.path().join("-").exists());
 }
+
+#[test]
+fn a_slow_first_start_says_so_on_a_terminal_only() {
+    // 6,000 small files: creating them takes the first start well over a second here.
+    let mut app = crate::exec::probe_app("", crate::exec::PROBE_TOML);
+    for i in 0..6000 {
+        app = app.file(&format!("data/{:02}/f{i:05}", i % 60), "x");
+    }
+    let packed = app.pack(&[]);
+    // On a terminal (a pty from `script`), once.
+    let cache = crate::exec::CacheDir::new();
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("script")
+        .args(["-qec"])
+        .arg(format!("'{}' exit 0", packed.exe.display()))
+        .arg("/dev/null")
+        .env("WRAPKIT_CACHE_DIR", cache.path())
+        .output()
+        .expect("script(1), from util-linux, runs a command on a pty");
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        took.as_secs_f64() > 1.0,
+        "the fill took only {took:?}: the test proves nothing"
+    );
+    assert!(
+        text.contains("wrapkit: first start: unpacked 6002 files (")
+            && text.contains("; later starts reuse them"),
+        "{text}"
+    );
+    // The warm start says nothing.
+    let out = std::process::Command::new("script")
+        .args(["-qec"])
+        .arg(format!("'{}' exit 0", packed.exe.display()))
+        .arg("/dev/null")
+        .env("WRAPKIT_CACHE_DIR", cache.path())
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("wrapkit:"));
+    // In a pipe, never, however slow.
+    let piped = crate::exec::CacheDir::new();
+    let run = crate::support::Run::of(
+        packed
+            .cmd()
+            .args(["exit", "0"])
+            .env("WRAPKIT_CACHE_DIR", piped.path()),
+    );
+    assert_eq!((run.code, run.stderr.as_str()), (Some(0), ""));
+}
