@@ -30,6 +30,7 @@ pub mod extract;
 pub mod format;
 pub mod mapping;
 pub mod report;
+pub mod selfcare;
 pub mod selfexe;
 pub mod validate;
 pub mod verify;

@@ -12,7 +12,7 @@ use crate::exit;
 use crate::format::FormatError;
 use crate::format::manifest::Run;
 use crate::report::{self, Hinted};
-use crate::{exec, lua, mapping, selfexe};
+use crate::{exec, lua, mapping, selfcare, selfexe};
 
 /// A failure of the runtime itself (never of the app): the error, the executable it concerns
 /// (when known), its hint and exit code.
@@ -86,6 +86,17 @@ fn run() -> Result<u8, Failure> {
             exit::IO,
         )
     })?;
+    if let Some(command) = selfcare::requested() {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+        let archive = Archive::open(bytes).ok();
+        return Ok(selfcare::run(
+            &command,
+            &me.path,
+            bytes,
+            archive.as_ref(),
+            &args,
+        ));
+    }
     let archive = Archive::open(bytes).map_err(|e| Failure::format(&exe, e))?;
     let manifest = archive.manifest().map_err(|e| Failure::format(&exe, e))?;
     let archive: &'static Archive<'static> = Box::leak(Box::new(archive));

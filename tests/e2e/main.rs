@@ -16,4 +16,5 @@ mod local_attack;
 mod lua;
 mod pack;
 mod payload;
+mod selfcare;
 mod snapshots;
