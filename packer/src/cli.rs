@@ -35,6 +35,18 @@ pub enum Command {
     /// Say what each program and library in a packed executable needs, where each need is met
     /// (bundled, glibc, missing), and which glibc the target must have.
     Audit(AuditArgs),
+    /// Write a small working app with a commented wrapkit.toml into DIR (new or empty).
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write the app [default: the current directory].
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// A Lua app, run in-process (the default, and for now the only template).
+    #[arg(long)]
+    pub lua: bool,
 }
 
 #[derive(Debug, Args)]

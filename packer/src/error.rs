@@ -36,6 +36,8 @@ pub enum PackError {
         #[source]
         source: globset::Error,
     },
+    #[error("{} is not empty", path.display())]
+    InitNotEmpty { path: PathBuf },
     #[error("`-o -`: a packed executable is not written to standard output")]
     OutputIsStdout,
     #[error("the output {} is a {kind}, not a file; refusing to replace it", path.display())]
@@ -149,6 +151,9 @@ impl PackError {
                 source: wrapkit_runtime::extract::ExtractError::Format(_),
                 ..
             } => "the file is corrupt; `wrapkit verify` shows where".into(),
+            PackError::InitNotEmpty { .. } => {
+                "`wrapkit init NEW-DIR` writes the app into a new (or empty) directory".into()
+            }
             PackError::OutputIsStdout => {
                 "name a file with `-o FILE`; without `-o` the executable is written as the app's name in the working directory".into()
             }

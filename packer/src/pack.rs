@@ -71,19 +71,16 @@ pub fn plan(opts: &PackOptions) -> Result<(Plan, Vec<String>), PackError> {
 
 /// Plans and writes; returns what was written and the plan's warnings.
 pub fn pack(opts: &PackOptions) -> Result<(PackReport, Vec<String>), PackError> {
-    // Without `-o`: the app's name, in the working directory.
-    let output = opts
-        .output
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(&opts.name));
-    if output.as_os_str() == "-" {
-        return Err(PackError::OutputIsStdout);
-    }
-    let output = absolute_output(&output)?;
     let input = fs::canonicalize(&opts.input).map_err(|source| PackError::Read {
         path: opts.input.clone(),
         source,
     })?;
+    let output = match &opts.output {
+        Some(o) if o.as_os_str() == "-" => return Err(PackError::OutputIsStdout),
+        Some(o) => o.clone(),
+        None => default_output(&opts.name, &input),
+    };
+    let output = absolute_output(&output)?;
     if output.starts_with(&input) {
         return Err(PackError::OutputInsideInput { output, input });
     }
@@ -102,6 +99,25 @@ pub fn pack(opts: &PackOptions) -> Result<(PackReport, Vec<String>), PackError> 
         },
     )?;
     Ok((report, warnings))
+}
+
+/// Where the executable goes without `-o`: the app's name in the working directory, or, when
+/// that is inside the app directory, beside the app directory; with `.run` added when the name
+/// there is a directory (typically the app directory itself: `wrapkit pack hello` writes
+/// `./hello.run`).
+fn default_output(name: &str, input: &Path) -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let dir = if cwd.starts_with(input) {
+        input.parent().unwrap_or(input).to_path_buf()
+    } else {
+        cwd
+    };
+    let plain = dir.join(name);
+    if plain.is_dir() {
+        dir.join(format!("{name}.run"))
+    } else {
+        plain
+    }
 }
 
 /// The output is written beside its name and renamed over it: right for a regular file (or

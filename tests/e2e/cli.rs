@@ -197,3 +197,46 @@ fn a_slow_first_start_says_so_on_a_terminal_only() {
     );
     assert_eq!((run.code, run.stderr.as_str()), (Some(0), ""));
 }
+
+#[test]
+fn init_writes_an_app_that_packs_and_runs() {
+    let work = tempfile::tempdir().unwrap();
+    let run = crate::support::Run::of(wrapkit().args(["init", "hello"]).current_dir(work.path()));
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        run.stderr,
+        "wrote a Lua app (4 files) into hello; pack it with `wrapkit pack hello`\n"
+    );
+    let toml = std::fs::read_to_string(work.path().join("hello/wrapkit.toml")).unwrap();
+    assert!(toml.contains("name = \"hello\""), "{toml}");
+    // Packed as the message says, from the directory above: ./hello is the app, so the
+    // executable is ./hello.run.
+    let run = crate::support::Run::of(wrapkit().args(["pack", "hello"]).current_dir(work.path()));
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            " into {} (",
+            work.path().join("hello.run").display()
+        )),
+        "{}",
+        run.stderr
+    );
+    let out = crate::support::Run::of(
+        std::process::Command::new(work.path().join("hello.run")).arg("you"),
+    )
+    .ok();
+    assert_eq!(out, "Hello, you!\n(hello 0.1.0)\n");
+    // From inside the app directory, the executable goes beside it.
+    std::fs::remove_file(work.path().join("hello.run")).unwrap();
+    let run = crate::support::Run::of(
+        wrapkit()
+            .args(["pack", "-q"])
+            .current_dir(work.path().join("hello")),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(work.path().join("hello.run").is_file());
+    // Not into a directory that holds something.
+    let err = crate::support::Run::of(wrapkit().args(["init", "hello"]).current_dir(work.path()))
+        .fails_with(1);
+    assert!(err.starts_with("error: hello is not empty\n"), "{err}");
+}

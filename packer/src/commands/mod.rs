@@ -8,6 +8,7 @@ mod cache;
 mod cat;
 mod extract;
 mod info;
+mod init;
 mod ls;
 mod pack;
 mod unpack;
@@ -28,5 +29,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Unpack(args) => unpack::unpack(args),
         Command::Cache(args) => cache::cache(args),
         Command::Audit(args) => audit::audit(args),
+        Command::Init(args) => init::init(args),
     }
 }
