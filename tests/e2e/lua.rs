@@ -453,7 +453,7 @@ show(require("wrapkit").exists("local.txt"))
     let out = Run::of(packed.cmd().current_dir(cwd.path())).ok();
     assert_eq!(
         out,
-        r#"nil "main.lua: No such file or directory" 2
+        r#"nil "main.lua: No such file or directory (relative paths name the working directory; the app's own main.lua is wrapkit.path(\"main.lua\"))" 2
 "file" "real file\nsecond line\n"
 "real file"
 "second line"
