@@ -1,8 +1,9 @@
 //! The command line. The doc comment on each field is its `--help` text.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, ColorChoice, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::CompressionSetting;
 
@@ -12,6 +13,84 @@ use crate::config::CompressionSetting;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Flags every command takes, before or after its name (`wrapkit -q pack` or `wrapkit pack -q`).
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print nothing on stderr but errors (no progress, no notes or warnings).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Say more on stderr: which stub, config and cache a command uses.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// When to colour the `error:`, `warning:` and `hint:` labels and the help (auto: when
+    /// stderr is a terminal and NO_COLOR is not set).
+    #[arg(long, value_name = "WHEN", global = true, default_value = "auto")]
+    pub color: ColorChoice,
+}
+
+/// Parses the process's arguments; exits with clap's message (coloured as `--color` says) on a
+/// usage error, `--help` or `--version`.
+pub fn parse() -> Cli {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // Clap styles its own help and usage errors before it hands back `--color`, so the flag is
+    // looked up once beforehand; the parse below still validates it.
+    let command = Cli::command().color(color_flag(&args).unwrap_or(ColorChoice::Auto));
+    let matches = command.get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// The last `--color WHEN` or `--color=WHEN` before a `--`, if it is a valid choice.
+fn color_flag(args: &[OsString]) -> Option<ColorChoice> {
+    let mut found = None;
+    let mut args = args.iter().skip(1).map(|a| a.to_str());
+    while let Some(arg) = args.next() {
+        let value = match arg {
+            Some("--") => break,
+            Some("--color") => args.next().flatten(),
+            Some(a) => a.strip_prefix("--color="),
+            None => None,
+        };
+        if let Some(choice) = value.and_then(|v| clap::ValueEnum::from_str(v, false).ok()) {
+            found = Some(choice);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_color_flag_is_found_before_parsing() {
+        let find = |args: &[&str]| {
+            let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+            color_flag(&args)
+        };
+        assert_eq!(find(&["wrapkit", "ls", "x"]), None);
+        assert_eq!(
+            find(&["wrapkit", "--color", "never", "ls"]),
+            Some(ColorChoice::Never)
+        );
+        assert_eq!(
+            find(&["wrapkit", "ls", "--color=always", "--color=never"]),
+            Some(ColorChoice::Never)
+        );
+        assert_eq!(find(&["wrapkit", "--color", "pink"]), None);
+        assert_eq!(find(&["wrapkit", "pack", "--", "--color=always"]), None);
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,8 +269,4 @@ pub struct PackArgs {
     /// A packed executable works too: its payload is replaced.
     #[arg(long, value_name = "FILE")]
     pub runtime: Option<PathBuf>,
-
-    /// Print nothing but errors.
-    #[arg(short, long)]
-    pub quiet: bool,
 }

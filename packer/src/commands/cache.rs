@@ -3,7 +3,7 @@
 //! Everything here goes through `wrapkit_runtime::cache`, the code the packed executables use,
 //! so the two cannot disagree about the layout. Removal takes each tree's lock and skips trees
 //! being filled at that moment. Data (the listing, verify results) goes to stdout; what was
-//! removed, and errors, to stderr.
+//! removed (notes, silenced by `-q`), and errors, to stderr.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -11,9 +11,11 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use wrapkit_runtime::cache::{self, Bundle, Cache, Location, Removal};
+use wrapkit_runtime::report;
 
 use crate::cli::{CacheArgs, CacheCommand};
 use crate::inspect::human_bytes;
+use crate::messages::{self, detail, note};
 
 pub(crate) fn cache(args: CacheArgs) -> anyhow::Result<ExitCode> {
     let location = match args.cache_dir {
@@ -24,8 +26,9 @@ pub(crate) fn cache(args: CacheArgs) -> anyhow::Result<ExitCode> {
         writeln!(std::io::stdout().lock(), "{}", location.path.display())?;
         return Ok(ExitCode::SUCCESS);
     }
+    detail!("cache: {}", location.path.display());
     let Some(cache) = Cache::open_existing(&location)? else {
-        eprintln!(
+        note!(
             "no cache at {} (nothing has run from it yet)",
             location.path.display()
         );
@@ -166,15 +169,19 @@ fn verify(cache: &Cache, digests: &[String]) -> anyhow::Result<ExitCode> {
     if damaged.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!(
-        "error: {} of {} cached trees {} damaged",
+    let error = format!(
+        "{} of {} cached trees {} damaged",
         damaged.len(),
         bundles.len(),
         if damaged.len() == 1 { "is" } else { "are" }
     );
-    eprintln!(
-        "hint: `wrapkit cache clear {}` removes them; the next start of each app materialises it again",
+    let hint = format!(
+        "`wrapkit cache clear {}` removes them; the next start of each app materialises it again",
         damaged.join(" ")
+    );
+    eprint!(
+        "{}",
+        report::block_styled([error], Some(&hint), messages::style())
     );
     Ok(ExitCode::from(crate::EXIT_FAILURE))
 }
@@ -204,7 +211,7 @@ fn gc(cache: &Cache, max_age_days: u64, dry_run: bool) -> anyhow::Result<ExitCod
         };
         let Some(reason) = reason else { continue };
         if dry_run {
-            eprintln!(
+            note!(
                 "{verb} {} {} ({}): {reason}",
                 short(&b.digest),
                 app(&b),
@@ -219,7 +226,7 @@ fn gc(cache: &Cache, max_age_days: u64, dry_run: bool) -> anyhow::Result<ExitCod
             .with_context(|| format!("cannot remove {}", b.path.display()))?
         {
             Removal::Removed(n) => {
-                eprintln!(
+                note!(
                     "{verb} {} {} ({}): {reason}",
                     short(&b.digest),
                     app(&b),
@@ -228,7 +235,7 @@ fn gc(cache: &Cache, max_age_days: u64, dry_run: bool) -> anyhow::Result<ExitCod
                 removed += 1;
                 freed += n;
             }
-            Removal::Busy => eprintln!("skipped {}: being filled right now", short(&b.digest)),
+            Removal::Busy => note!("skipped {}: being filled right now", short(&b.digest)),
         }
     }
     let mut seen = Vec::new();
@@ -238,21 +245,21 @@ fn gc(cache: &Cache, max_age_days: u64, dry_run: bool) -> anyhow::Result<ExitCod
         }
         seen.push(digest.clone());
         if dry_run {
-            eprintln!(
+            note!(
                 "{verb} leftovers of an interrupted start: {}",
                 path.display()
             );
             continue;
         }
         if let Removal::Removed(n) = cache.remove_leftovers(&digest)? {
-            eprintln!(
+            note!(
                 "{verb} leftovers of an interrupted start of {}",
                 short(&digest)
             );
             freed += n;
         }
     }
-    eprintln!(
+    note!(
         "{verb} {removed} tree{}, {} freed",
         if removed == 1 { "" } else { "s" },
         human_bytes(freed)
@@ -272,12 +279,13 @@ fn clear(cache: &Cache, digests: &[String]) -> anyhow::Result<ExitCode> {
                 freed += n;
             }
             Removal::Busy => {
+                // Not a note: it is why the command fails, so `-q` keeps it.
                 eprintln!("skipped {}: being filled right now", short(&b.digest));
                 busy += 1;
             }
         }
     }
-    eprintln!(
+    note!(
         "removed {removed} tree{} from {}, {} freed",
         if removed == 1 { "" } else { "s" },
         cache.root().display(),

@@ -10,17 +10,22 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::cli::PackArgs;
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::error::PackError;
 use crate::inspect::human_bytes;
-use crate::pack::{self, DEFAULT_MTIME, PackOptions};
+use crate::messages::{self, detail, note};
+use crate::pack::{self, DEFAULT_MTIME, PackOptions, PackReport};
 use crate::plan::RunSpec;
 
 pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.dir)?;
-    let quiet = args.quiet;
+    let config_path = args.dir.join(config::FILE_NAME);
+    if config_path.is_file() {
+        detail!("config: {}", config_path.display());
+    }
     let list = args.list;
-    let opts = merge(args, config)?;
+    let mut opts = merge(args, config)?;
+    opts.progress = !messages::quiet();
     if list {
         let (plan, _) = pack::plan(&opts)?;
         std::io::stdout()
@@ -28,20 +33,45 @@ pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
             .write_all(plan.listing().as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
+    // Before packing: `--runtime X -o X` repacks X in place.
+    let runtime_len = opts
+        .runtime
+        .as_deref()
+        .and_then(|r| std::fs::metadata(r).ok())
+        .map(|m| m.len());
     let report = pack::pack(&opts)?;
-    if !quiet {
-        eprintln!(
-            "packed {} file{} ({}) into {} ({}, {} of it payload) in {:.2} s",
-            report.files,
-            if report.files == 1 { "" } else { "s" },
-            human_bytes(report.input_bytes),
-            report.output.display(),
-            human_bytes(report.total_bytes),
-            human_bytes(report.total_bytes - report.stub_bytes),
-            report.elapsed.as_secs_f64(),
-        );
-    }
+    detail!("{}", stub_origin(&opts, runtime_len, &report));
+    note!(
+        "packed {} file{} ({}) into {} ({}, {} of it payload) in {:.2} s",
+        report.files,
+        if report.files == 1 { "" } else { "s" },
+        human_bytes(report.input_bytes),
+        report.output.display(),
+        human_bytes(report.total_bytes),
+        human_bytes(report.total_bytes - report.stub_bytes),
+        report.elapsed.as_secs_f64(),
+    );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `-v`: which runtime stub went in front of the payload (`runtime_len`: the `--runtime`
+/// file's size before packing).
+fn stub_origin(opts: &PackOptions, runtime_len: Option<u64>, report: &PackReport) -> String {
+    let size = human_bytes(report.stub_bytes);
+    let Some(runtime) = &opts.runtime else {
+        return format!(
+            "stub: built into wrapkit {}, {size}",
+            env!("CARGO_PKG_VERSION")
+        );
+    };
+    if runtime_len.is_some_and(|len| len > report.stub_bytes) {
+        format!(
+            "stub: {} ({size}; a packed executable, its payload left out)",
+            runtime.display()
+        )
+    } else {
+        format!("stub: {} ({size})", runtime.display())
+    }
 }
 
 /// The one place the config file and the flags meet.
@@ -116,6 +146,6 @@ fn merge(args: PackArgs, config: Config) -> Result<PackOptions, PackError> {
             .unwrap_or_default(),
         follow_symlinks: args.follow_symlinks || config.follow_symlinks.unwrap_or(false),
         mtime: config.source_date_epoch.unwrap_or(DEFAULT_MTIME),
-        progress: !args.quiet,
+        progress: true,
     })
 }
