@@ -7,9 +7,13 @@ use clap::{Args, ColorChoice, CommandFactory, FromArgMatches, Parser, Subcommand
 
 use crate::config::CompressionSetting;
 
+/// `wrapkit --version`: the version, and the commit and its date when built from a git checkout
+/// (`wrapkit 0.1.0 (a1b2c3d4e 2026-12-02)`, as `cargo --version` prints); see `build.rs`.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), env!("WRAPKIT_BUILD_COMMIT"));
+
 /// Turn an application directory into one self-contained executable.
 #[derive(Debug, Parser)]
-#[command(name = "wrapkit", version, about, long_about = None, max_term_width = 100)]
+#[command(name = "wrapkit", version = VERSION, about, long_about = None, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -1,7 +1,8 @@
 //! Conventions of the command line that hold for every command: what a closed pipe does, how
-//! errors look, `-q`/`-v`, `--color` and `NO_COLOR`.
+//! errors look, `--version`, `-q`/`-v`, `--color` and `NO_COLOR`.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::support::{App, Run, missing, pack_cmd, with_terminal_stderr, wrapkit};
@@ -31,6 +32,43 @@ fn a_closed_pipe_is_not_an_error() {
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{args:?}");
         assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
+}
+
+#[test]
+fn version_names_the_commit_and_its_date() {
+    let out = Run::of(wrapkit().arg("--version")).ok();
+    assert_eq!(Run::of(wrapkit().arg("-V")).ok(), out);
+    let version = env!("CARGO_PKG_VERSION");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(&workspace)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_owned())
+    };
+    match (
+        git(&["rev-parse", "--short=9", "HEAD"]),
+        git(&["log", "-1", "--format=%cs"]),
+    ) {
+        (Some(hash), Some(date)) => {
+            assert_eq!(out, format!("wrapkit {version} ({hash} {date})\n"));
+            // The shape `cargo --version` has: 9 hex digits, an ISO date.
+            assert!(
+                hash.len() == 9 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{hash}"
+            );
+            let d: Vec<&str> = date.split('-').collect();
+            assert!(
+                d.len() == 3 && [4, 2, 2] == [d[0].len(), d[1].len(), d[2].len()],
+                "{date}"
+            );
+        }
+        // Not built from a git checkout: no parenthesis at all.
+        _ => assert_eq!(out, format!("wrapkit {version}\n")),
     }
 }
 

@@ -59,10 +59,7 @@ pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
 fn stub_origin(opts: &PackOptions, runtime_len: Option<u64>, report: &PackReport) -> String {
     let size = human_bytes(report.stub_bytes);
     let Some(runtime) = &opts.runtime else {
-        return format!(
-            "stub: built into wrapkit {}, {size}",
-            env!("CARGO_PKG_VERSION")
-        );
+        return format!("stub: built into wrapkit {}, {size}", crate::cli::VERSION);
     };
     if runtime_len.is_some_and(|len| len > report.stub_bytes) {
         format!(
