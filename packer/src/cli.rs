@@ -115,6 +115,30 @@ pub enum Command {
     Unpack(UnpackArgs),
     /// Show, check and prune the cache that exec-mode apps run from.
     Cache(CacheArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// Save it where the shell looks for completions, e.g. `wrapkit completions bash >
+    /// ~/.local/share/bash-completion/completions/wrapkit`.
+    Completions(CompletionsArgs),
+    /// Print the man page of wrapkit or of one of its commands, as roff.
+    ///
+    /// Read it with `wrapkit man pack | man -l -`, or install it: `wrapkit man > wrapkit.1`,
+    /// `wrapkit man pack > wrapkit-pack.1`, and so on for each command.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print, e.g. `pack` or `cache gc` [default: wrapkit's own].
+    #[arg(value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

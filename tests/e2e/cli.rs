@@ -1,6 +1,7 @@
 //! Conventions of the command line that hold for every command: what a closed pipe does, how
-//! errors look, `--version`, `-q`/`-v`, `--color` and `NO_COLOR`.
+//! errors look, `--version`, `-q`/`-v`, `--color` and `NO_COLOR`, completions and man pages.
 
+use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -33,6 +34,33 @@ fn a_closed_pipe_is_not_an_error() {
         assert_eq!(out.status.code(), Some(0), "{args:?}");
         assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
     }
+}
+
+/// The commands `wrapkit --help` lists (so a command added later is checked too).
+fn commands_listed_in_help(args: &[&str]) -> Vec<String> {
+    let help = Run::of(wrapkit().args(args).arg("--help")).ok();
+    let listed: Vec<String> = help
+        .lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        // A command's name; deeper lines continue the help text above.
+        .filter(|l| !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_owned)
+        .collect();
+    assert!(listed.len() > 1, "no commands found in:\n{help}");
+    listed
+}
+
+/// Output of a tool the test needs, or `None` (the test then checks nothing, see `missing`).
+fn tool(name: &str) -> Option<Command> {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    found.then(|| Command::new(name))
 }
 
 #[test]
@@ -267,5 +295,134 @@ fn color_auto_on_a_terminal_unless_no_color() {
     assert!(
         err.starts_with("error: ") && !err.contains('\x1b'),
         "{err:?}"
+    );
+}
+
+#[test]
+fn completions_for_every_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let script = Run::of(wrapkit().args(["completions", shell])).ok();
+        assert!(script.contains("wrapkit"), "{shell}: {script}");
+        assert!(
+            script.contains("follow-symlinks"),
+            "{shell} completes flags"
+        );
+    }
+    let err = Run::of(wrapkit().args(["completions", "tcsh"])).fails_with(2);
+    assert!(err.contains("invalid value 'tcsh'"), "{err}");
+}
+
+#[test]
+fn bash_completion_is_valid_and_completes_every_command() {
+    let Some(_) = tool("bash") else {
+        missing("bash is not installed");
+        return;
+    };
+    let app = App::new();
+    let script = app.scratch().join("wrapkit.bash");
+    fs::write(
+        &script,
+        Run::of(wrapkit().args(["completions", "bash"])).ok(),
+    )
+    .unwrap();
+    let syntax = Run::of(Command::new("bash").arg("-n").arg(&script));
+    assert_eq!(syntax.code, Some(0), "bash -n: {}", syntax.stderr);
+    // What bash offers after `wrapkit ` and after `wrapkit cache `, as a user pressing TAB.
+    let complete = |words: &[&str]| {
+        let line = format!(
+            "source {}; COMP_WORDS=({}); COMP_CWORD={}; _wrapkit wrapkit '{}' '{}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display(),
+            words
+                .iter()
+                .map(|w| format!("'{w}'"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            words.len() - 1,
+            words[words.len() - 1],
+            words[words.len() - 2],
+        );
+        Run::of(Command::new("bash").args(["-c", &line])).ok()
+    };
+    let offered = complete(&["wrapkit", ""]);
+    let offered: Vec<&str> = offered.lines().collect();
+    for command in commands_listed_in_help(&[]) {
+        assert!(
+            offered.contains(&command.as_str()),
+            "`{command}` not offered: {offered:?}"
+        );
+    }
+    let offered = complete(&["wrapkit", "cache", ""]);
+    for command in commands_listed_in_help(&["cache"]) {
+        assert!(
+            offered.lines().any(|l| l == command),
+            "`cache {command}` not offered: {offered}"
+        );
+    }
+    let offered = complete(&["wrapkit", "pack", "--fol"]);
+    assert_eq!(offered, "--follow-symlinks\n");
+}
+
+#[test]
+fn man_pages_render_and_document_every_command() {
+    let Some(_) = tool("groff") else {
+        missing("groff is not installed (Debian: groff-base)");
+        return;
+    };
+    // Rendered as `man` would, on one long line per paragraph and without hyphenation, so a
+    // help text can be looked for whole.
+    let render = |roff: &str| {
+        let app = App::new();
+        let page = app.scratch().join("page.1");
+        fs::write(&page, roff).unwrap();
+        let run = Run::of(
+            Command::new("groff")
+                .args(["-man", "-Tutf8", "-ww", "-rLL=300n", "-rHY=0", "-P-cbou"])
+                .arg(&page),
+        );
+        assert_eq!(run.stderr, "", "groff warns about the page");
+        let text = run.ok();
+        // groff prints `\-` as a minus sign.
+        text.replace(['\u{2212}', '\u{2010}'], "-")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let page = render(&Run::of(wrapkit().arg("man")).ok());
+    assert!(page.starts_with("wrapkit(1) "), "{page}");
+    assert!(
+        page.contains(
+            "DESCRIPTION Pack an application directory into one self-contained executable"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains("-q, --quiet Print nothing on stderr but errors"),
+        "{page}"
+    );
+    for command in commands_listed_in_help(&[]) {
+        assert!(
+            page.contains(&format!("wrapkit-{command}(1)")),
+            "{command}: {page}"
+        );
+        let sub = render(&Run::of(wrapkit().args(["man", &command])).ok());
+        assert!(sub.starts_with(&format!("wrapkit-{command}(1) ")), "{sub}");
+        assert!(
+            sub.contains(&format!("SYNOPSIS wrapkit {command}")),
+            "{sub}"
+        );
+    }
+    let pack = render(&Run::of(wrapkit().args(["man", "pack"])).ok());
+    assert!(
+        pack.contains(
+            "--follow-symlinks Pack what symlinks point to instead of the links themselves"
+        ),
+        "{pack}"
+    );
+    let gc = render(&Run::of(wrapkit().args(["man", "cache", "gc"])).ok());
+    assert!(gc.contains("--max-age <DAYS>"), "{gc}");
+    let err = Run::of(wrapkit().args(["man", "cache", "nope"])).fails_with(1);
+    assert!(
+        err.starts_with("error: `wrapkit-cache` has no command `nope`; its commands are dir, ls,"),
+        "{err}"
     );
 }

@@ -5,9 +5,11 @@
 
 mod cache;
 mod cat;
+mod completions;
 mod extract;
 mod info;
 mod ls;
+mod man;
 mod pack;
 mod unpack;
 mod verify;
@@ -26,5 +28,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify::verify(args),
         Command::Unpack(args) => unpack::unpack(args),
         Command::Cache(args) => cache::cache(args),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => man::man(args),
     }
 }
