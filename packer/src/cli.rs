@@ -157,11 +157,18 @@ pub enum CacheCommand {
     /// Print the cache directory.
     Dir,
     /// List the cached trees: digest, state, size, last use, app, executables.
-    Ls,
+    Ls {
+        /// Print a JSON array instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-read every file of each cached tree and compare it with the archive's index.
     Verify {
         /// Only these trees (digests or unique prefixes).
         digests: Vec<String>,
+        /// Print a JSON array of results instead.
+        #[arg(long)]
+        json: bool,
     },
     /// Remove trees no executable uses any more, trees unused for a while, and leftovers of
     /// interrupted starts.
@@ -228,6 +235,9 @@ pub struct InfoArgs {
 pub struct VerifyArgs {
     /// The packed executable.
     pub app: PathBuf,
+    /// Print a JSON object instead.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -297,4 +307,8 @@ pub struct PackArgs {
     /// A packed executable works too: its payload is replaced.
     #[arg(long, value_name = "FILE")]
     pub runtime: Option<PathBuf>,
+
+    /// Also print what was written as a JSON object on stdout.
+    #[arg(long, conflicts_with = "list")]
+    pub json: bool,
 }

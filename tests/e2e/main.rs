@@ -10,6 +10,7 @@ mod exec;
 mod forge;
 mod hostile;
 mod inspect;
+mod json;
 mod local_attack;
 mod lua;
 mod pack;

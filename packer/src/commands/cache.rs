@@ -2,14 +2,15 @@
 //!
 //! Everything here goes through `wrapkit_runtime::cache`, the code the packed executables use,
 //! so the two cannot disagree about the layout. Removal takes each tree's lock and skips trees
-//! being filled at that moment. Data (the listing, verify results) goes to stdout; what was
-//! removed (notes, silenced by `-q`), and errors, to stderr.
+//! being filled at that moment. Data (the listing, verify results, as text or `--json`) goes to
+//! stdout; what was removed (notes, silenced by `-q`), and errors, to stderr.
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
+use serde::Serialize;
 use wrapkit_runtime::cache::{self, Bundle, Cache, Location, Removal};
 use wrapkit_runtime::report;
 
@@ -32,12 +33,18 @@ pub(crate) fn cache(args: CacheArgs) -> anyhow::Result<ExitCode> {
             "no cache at {} (nothing has run from it yet)",
             location.path.display()
         );
+        if let CacheCommand::Ls { json: true } | CacheCommand::Verify { json: true, .. } =
+            args.command
+        {
+            // Nothing cached is still an answer a script can parse.
+            writeln!(std::io::stdout().lock(), "[]")?;
+        }
         return Ok(ExitCode::SUCCESS);
     };
     match args.command {
         CacheCommand::Dir => unreachable!("handled above"),
-        CacheCommand::Ls => ls(&cache),
-        CacheCommand::Verify { digests } => verify(&cache, &digests),
+        CacheCommand::Ls { json } => ls(&cache, json),
+        CacheCommand::Verify { digests, json } => verify(&cache, &digests, json),
         CacheCommand::Gc { max_age, dry_run } => gc(&cache, max_age, dry_run),
         CacheCommand::Clear { digests } => clear(&cache, &digests),
     }
@@ -75,20 +82,85 @@ fn exe_state(path: &std::path::Path, digest: &str) -> &'static str {
     }
 }
 
-fn ls(cache: &Cache) -> anyhow::Result<ExitCode> {
+/// The app of a cached tree, in `--json` output.
+#[derive(Debug, Serialize)]
+struct AppJson<'a> {
+    name: &'a str,
+    version: &'a str,
+}
+
+fn app_json(b: &Bundle) -> Option<AppJson<'_>> {
+    b.marker.as_ref().map(|m| AppJson {
+        name: &m.name,
+        version: &m.version,
+    })
+}
+
+/// One tree in `wrapkit cache ls --json` (docs/cli.md, "JSON output").
+#[derive(Debug, Serialize)]
+struct TreeJson<'a> {
+    digest: &'a str,
+    path: String,
+    state: &'static str,
+    size: u64,
+    /// Seconds since the Unix epoch, to within a day.
+    last_used: Option<u64>,
+    app: Option<AppJson<'a>>,
+    executables: Vec<ExeJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct ExeJson {
+    path: String,
+    state: &'static str,
+}
+
+fn state(b: &Bundle) -> &'static str {
+    if b.marker.is_some() {
+        "complete"
+    } else {
+        "incomplete"
+    }
+}
+
+fn ls(cache: &Cache, json: bool) -> anyhow::Result<ExitCode> {
     let bundles = cache.bundles()?;
     let mut out = std::io::stdout().lock();
+    if json {
+        let trees: Vec<TreeJson<'_>> = bundles
+            .iter()
+            .map(|b| TreeJson {
+                digest: &b.digest,
+                path: b.path.display().to_string(),
+                state: state(b),
+                size: b.size,
+                last_used: b
+                    .last_used
+                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs()),
+                app: app_json(b),
+                executables: b.marker.as_ref().map_or_else(Vec::new, |m| {
+                    m.exes
+                        .iter()
+                        .map(|p| ExeJson {
+                            path: p.display().to_string(),
+                            state: exe_state(p, &b.digest),
+                        })
+                        .collect()
+                }),
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &trees)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     writeln!(
         out,
         "{:<12}  {:<10}  {:>10}  {:<11}  {:<20}  EXECUTABLES",
         "DIGEST", "STATE", "SIZE", "LAST USED", "APP"
     )?;
     for b in &bundles {
-        let state = if b.marker.is_some() {
-            "complete"
-        } else {
-            "incomplete"
-        };
+        let state = state(b);
         let exes = b.marker.as_ref().map_or_else(String::new, |m| {
             m.exes
                 .iter()
@@ -138,32 +210,61 @@ fn select(cache: &Cache, digests: &[String]) -> anyhow::Result<Vec<Bundle>> {
     Ok(picked)
 }
 
-fn verify(cache: &Cache, digests: &[String]) -> anyhow::Result<ExitCode> {
+/// One tree in `wrapkit cache verify --json` (docs/cli.md, "JSON output").
+#[derive(Debug, Serialize)]
+struct CheckedJson<'a> {
+    digest: &'a str,
+    state: &'static str,
+    app: Option<AppJson<'a>>,
+    /// What is wrong, when `state` is `damaged`.
+    problem: Option<String>,
+}
+
+fn verify(cache: &Cache, digests: &[String], json: bool) -> anyhow::Result<ExitCode> {
     let bundles = select(cache, digests)?;
     let mut out = std::io::stdout().lock();
     let mut damaged = Vec::new();
+    let mut checked = Vec::new();
     for b in &bundles {
-        if b.marker.is_none() {
-            writeln!(
+        let (state, problem) = if b.marker.is_none() {
+            ("incomplete", None)
+        } else {
+            match cache.verify(&b.digest) {
+                Ok(()) => ("ok", None),
+                Err(damage) => {
+                    damaged.push(short(&b.digest).to_owned());
+                    ("damaged", Some(damage.to_string()))
+                }
+            }
+        };
+        if json {
+            checked.push(CheckedJson {
+                digest: &b.digest,
+                state,
+                app: app_json(b),
+                problem,
+            });
+            continue;
+        }
+        match problem {
+            None if state == "incomplete" => writeln!(
                 out,
                 "incomplete  {}  {} (the next start repairs it; `wrapkit cache gc` removes it)",
                 short(&b.digest),
                 app(b)
-            )?;
-            continue;
+            )?,
+            None => writeln!(out, "ok          {}  {}", short(&b.digest), app(b))?,
+            Some(damage) => writeln!(
+                out,
+                "damaged     {}  {}: {damage}",
+                short(&b.digest),
+                app(b)
+            )?,
         }
-        match cache.verify(&b.digest) {
-            Ok(()) => writeln!(out, "ok          {}  {}", short(&b.digest), app(b))?,
-            Err(damage) => {
-                writeln!(
-                    out,
-                    "damaged     {}  {}: {damage}",
-                    short(&b.digest),
-                    app(b)
-                )?;
-                damaged.push(short(&b.digest).to_owned());
-            }
-        }
+    }
+    if json {
+        serde_json::to_writer_pretty(&mut out, &checked)?;
+        writeln!(out)?;
     }
     out.flush()?;
     if damaged.is_empty() {

@@ -9,6 +9,9 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use serde::Serialize;
+use wrapkit_runtime::format::trailer::hex;
+
 use crate::cli::PackArgs;
 use crate::config::{self, Config};
 use crate::error::PackError;
@@ -17,6 +20,19 @@ use crate::messages::{self, detail, note};
 use crate::pack::{self, DEFAULT_MTIME, PackOptions, PackReport};
 use crate::plan::RunSpec;
 
+/// `wrapkit pack --json`: what was written (docs/cli.md, "JSON output").
+#[derive(Debug, Serialize)]
+struct Packed {
+    output: String,
+    files: u64,
+    entries: u64,
+    input_bytes: u64,
+    stub_bytes: u64,
+    total_bytes: u64,
+    digest: String,
+    elapsed_seconds: f64,
+}
+
 pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.dir)?;
     let config_path = args.dir.join(config::FILE_NAME);
@@ -24,6 +40,7 @@ pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
         detail!("config: {}", config_path.display());
     }
     let list = args.list;
+    let json = args.json;
     let mut opts = merge(args, config)?;
     opts.progress = !messages::quiet();
     if list {
@@ -51,6 +68,21 @@ pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
         human_bytes(report.total_bytes - report.stub_bytes),
         report.elapsed.as_secs_f64(),
     );
+    if json {
+        let packed = Packed {
+            output: report.output.display().to_string(),
+            files: report.files,
+            entries: report.entries,
+            input_bytes: report.input_bytes,
+            stub_bytes: report.stub_bytes,
+            total_bytes: report.total_bytes,
+            digest: format!("blake3:{}", hex(&report.trailer.digest)),
+            elapsed_seconds: report.elapsed.as_secs_f64(),
+        };
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &packed)?;
+        writeln!(out)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
