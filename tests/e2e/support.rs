@@ -11,9 +11,12 @@ use std::rc::Rc;
 
 use tempfile::TempDir;
 
-/// The `wrapkit` binary under test.
+/// The `wrapkit` binary under test. `CLICOLOR_FORCE` would colour its labels even in the pipes
+/// the tests read (`--color auto` honours it, as clap does), so it is removed.
 pub fn wrapkit() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_wrapkit"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wrapkit"));
+    cmd.env_remove("CLICOLOR_FORCE");
+    cmd
 }
 
 /// The workspace's `examples/NAME` directory.
