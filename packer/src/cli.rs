@@ -1,17 +1,100 @@
 //! The command line. The doc comment on each field is its `--help` text.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, ColorChoice, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::CompressionSetting;
 
+/// `wrapkit --version`: the version, and the commit and its date when built from a git checkout
+/// (`wrapkit 0.1.0 (a1b2c3d4e 2026-12-02)`, as `cargo --version` prints); see `build.rs`.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), env!("WRAPKIT_BUILD_COMMIT"));
+
 /// Turn an application directory into one self-contained executable.
 #[derive(Debug, Parser)]
-#[command(name = "wrapkit", version, about, long_about = None, max_term_width = 100)]
+#[command(name = "wrapkit", version = VERSION, about, long_about = None, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Flags every command takes, before or after its name (`wrapkit -q pack` or `wrapkit pack -q`).
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print nothing on stderr but errors (no progress, no notes or warnings).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Say more on stderr: which stub, config and cache a command uses.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// When to colour the `error:`, `warning:` and `hint:` labels and the help (auto: when
+    /// stderr is a terminal and NO_COLOR is not set).
+    #[arg(long, value_name = "WHEN", global = true, default_value = "auto")]
+    pub color: ColorChoice,
+}
+
+/// Parses the process's arguments; exits with clap's message (coloured as `--color` says) on a
+/// usage error, `--help` or `--version`.
+pub fn parse() -> Cli {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // Clap styles its own help and usage errors before it hands back `--color`, so the flag is
+    // looked up once beforehand; the parse below still validates it.
+    let command = Cli::command().color(color_flag(&args).unwrap_or(ColorChoice::Auto));
+    let matches = command.get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// The last `--color WHEN` or `--color=WHEN` before a `--`, if it is a valid choice.
+fn color_flag(args: &[OsString]) -> Option<ColorChoice> {
+    let mut found = None;
+    let mut args = args.iter().skip(1).map(|a| a.to_str());
+    while let Some(arg) = args.next() {
+        let value = match arg {
+            Some("--") => break,
+            Some("--color") => args.next().flatten(),
+            Some(a) => a.strip_prefix("--color="),
+            None => None,
+        };
+        if let Some(choice) = value.and_then(|v| clap::ValueEnum::from_str(v, false).ok()) {
+            found = Some(choice);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_color_flag_is_found_before_parsing() {
+        let find = |args: &[&str]| {
+            let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+            color_flag(&args)
+        };
+        assert_eq!(find(&["wrapkit", "ls", "x"]), None);
+        assert_eq!(
+            find(&["wrapkit", "--color", "never", "ls"]),
+            Some(ColorChoice::Never)
+        );
+        assert_eq!(
+            find(&["wrapkit", "ls", "--color=always", "--color=never"]),
+            Some(ColorChoice::Never)
+        );
+        assert_eq!(find(&["wrapkit", "--color", "pink"]), None);
+        assert_eq!(find(&["wrapkit", "pack", "--", "--color=always"]), None);
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,6 +120,16 @@ pub enum Command {
     Audit(AuditArgs),
     /// Write a small working app with a commented wrapkit.toml into DIR (new or empty).
     Init(InitArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// Save it where the shell looks for completions, e.g. `wrapkit completions bash >
+    /// ~/.local/share/bash-completion/completions/wrapkit`.
+    Completions(CompletionsArgs),
+    /// Print the man page of wrapkit or of one of its commands, as roff.
+    ///
+    /// Read it with `wrapkit man pack | man -l -`, or install it: `wrapkit man > wrapkit.1`,
+    /// `wrapkit man pack > wrapkit-pack.1`, and so on for each command.
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +152,20 @@ pub struct AuditArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print, e.g. `pack` or `cache gc` [default: wrapkit's own].
+    #[arg(value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct CacheArgs {
     /// The cache directory [default: $WRAPKIT_CACHE_DIR, $XDG_CACHE_HOME/wrapkit or
     /// ~/.cache/wrapkit].
@@ -74,11 +181,18 @@ pub enum CacheCommand {
     /// Print the cache directory.
     Dir,
     /// List the cached trees: digest, state, size, last use, app, executables.
-    Ls,
+    Ls {
+        /// Print a JSON array instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-read every file of each cached tree and compare it with the archive's index.
     Verify {
         /// Only these trees (digests or unique prefixes).
         digests: Vec<String>,
+        /// Print a JSON array of results instead.
+        #[arg(long)]
+        json: bool,
     },
     /// Remove trees no executable uses any more, trees unused for a while, and leftovers of
     /// interrupted starts.
@@ -145,6 +259,9 @@ pub struct InfoArgs {
 pub struct VerifyArgs {
     /// The packed executable.
     pub app: PathBuf,
+    /// Print a JSON object instead.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -221,7 +338,7 @@ pub struct PackArgs {
     #[arg(long, value_name = "FILE")]
     pub runtime: Option<PathBuf>,
 
-    /// Print nothing but errors.
-    #[arg(short, long)]
-    pub quiet: bool,
+    /// Also print what was written as a JSON object on stdout.
+    #[arg(long, conflicts_with = "list")]
+    pub json: bool,
 }

@@ -9,7 +9,8 @@
 //! here encodes a byte of it.
 //!
 //! Errors are [`error::PackError`] values carrying the path they concern; they are printed
-//! once, in [`main`], as `error:` with `caused by:` and `hint:` lines.
+//! once, in [`main`], as `error:` with `caused by:` and `hint:` lines; everything else a command
+//! says on stderr goes through `messages`, which `-q`, `-v` and `--color` govern.
 
 pub mod cli;
 mod commands;
@@ -17,6 +18,7 @@ pub mod config;
 pub mod elf;
 pub mod error;
 pub mod inspect;
+mod messages;
 pub mod pack;
 pub mod plan;
 pub mod recipe;
@@ -26,14 +28,13 @@ pub mod write;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// Exit code for a failed command (usage errors exit 2, through clap).
 pub const EXIT_FAILURE: u8 = 1;
 
 /// Runs the CLI and turns errors into one report and an exit code.
 pub fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::parse();
+    messages::init(cli.global.quiet, cli.global.verbose > 0, cli.global.color);
     match commands::run(cli) {
         Ok(code) => code,
         // The reader went away (`wrapkit ls APP | head`): it has what it wanted, as with
@@ -73,6 +74,10 @@ fn report(err: &anyhow::Error) {
     });
     eprint!(
         "{}",
-        report::block(err.chain().map(|e| e.to_string()), hint.as_deref())
+        report::block_styled(
+            err.chain().map(|e| e.to_string()),
+            hint.as_deref(),
+            messages::style()
+        )
     );
 }

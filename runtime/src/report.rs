@@ -13,11 +13,60 @@
 //! `hint:`, which the error's own type chooses ([`Hinted`]). Every line is printed with control
 //! characters escaped ([`printable`]), so a name or string from an archive can never forge another `error:`
 //! line or move the cursor.
+//!
+//! The labels (`error:`, `warning:`, `hint:`) are coloured here and nowhere else, when the caller
+//! asks for it with a [`Style`]: the `wrapkit` CLI does, on a terminal (`--color`, `NO_COLOR`);
+//! the stub never does, so what a packed executable prints does not depend on the terminal.
+//! Colour goes around the labels only: the messages are the same bytes either way.
 
 use std::error::Error;
 use std::fmt::Write as _;
 
+use anstyle::AnsiColor;
+
 use crate::format::path::printable;
+
+/// How to print the labels: plain, or coloured with ANSI escapes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    /// No escapes at all: what the stub prints, and the CLI off a terminal.
+    pub const PLAIN: Style = Style { color: false };
+
+    /// `label` (with its colon) as it should appear.
+    fn label(self, label: Label) -> String {
+        let name = label.text();
+        if !self.color {
+            return name.to_owned();
+        }
+        let style = match label {
+            Label::Error => AnsiColor::Red.on_default().bold(),
+            Label::Warning => AnsiColor::Yellow.on_default().bold(),
+            Label::Hint => AnsiColor::Cyan.on_default().bold(),
+        };
+        format!("{style}{name}{style:#}")
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Label {
+    Error,
+    Warning,
+    Hint,
+}
+
+impl Label {
+    fn text(self) -> &'static str {
+        match self {
+            Label::Error => "error:",
+            Label::Warning => "warning:",
+            Label::Hint => "hint:",
+        }
+    }
+}
 
 /// An error that knows what the user can do about it.
 pub trait Hinted: Error {
@@ -42,24 +91,44 @@ pub fn render(context: Option<&str>, err: &dyn Error, hint: Option<&str>) -> Str
 
 /// The block for a chain of messages, first the error's own.
 pub fn block(messages: impl IntoIterator<Item = String>, hint: Option<&str>) -> String {
+    block_styled(messages, hint, Style::PLAIN)
+}
+
+/// [`block`], with the labels styled by `style`.
+pub fn block_styled(
+    messages: impl IntoIterator<Item = String>,
+    hint: Option<&str>,
+    style: Style,
+) -> String {
     let mut out = String::new();
     let mut previous: Option<String> = None;
     for message in messages {
         if previous.as_deref().is_some_and(|p| p.ends_with(&message)) {
             continue;
         }
-        let label = if previous.is_none() {
-            "error: "
+        if previous.is_none() {
+            let _ = writeln!(out, "{} {}", style.label(Label::Error), printable(&message));
         } else {
-            "  caused by: "
-        };
-        let _ = writeln!(out, "{label}{}", printable(&message));
+            let _ = writeln!(out, "  caused by: {}", printable(&message));
+        }
         previous = Some(message);
     }
-    if let Some(hint) = hint {
-        let _ = writeln!(out, "hint: {}", printable(hint));
-    }
+    push_hint(&mut out, hint, style);
     out
+}
+
+/// A `warning:` line, and a `hint:` when there is something to do: something went less well
+/// than asked, but the command goes on.
+pub fn warning(message: &str, hint: Option<&str>, style: Style) -> String {
+    let mut out = format!("{} {}\n", style.label(Label::Warning), printable(message));
+    push_hint(&mut out, hint, style);
+    out
+}
+
+fn push_hint(out: &mut String, hint: Option<&str>, style: Style) {
+    if let Some(hint) = hint {
+        let _ = writeln!(out, "{} {}", style.label(Label::Hint), printable(hint));
+    }
 }
 
 #[cfg(test)]
@@ -79,6 +148,29 @@ mod tests {
         assert_eq!(
             render(Some("/bin/app"), &err, Some("free some space")),
             "error: /bin/app: cannot write x\\n\\x1b[2Jerror: forged\n  caused by: disk full\nhint: free some space\n"
+        );
+    }
+
+    #[test]
+    fn colour_goes_around_the_labels_only() {
+        let messages = || ["cannot read \x1b[31mx".to_owned(), "gone".to_owned()];
+        let plain = block(messages(), Some("look"));
+        let coloured = block_styled(messages(), Some("look"), Style { color: true });
+        assert_eq!(
+            coloured,
+            "\x1b[1m\x1b[31merror:\x1b[0m cannot read \\x1b[31mx\n  caused by: gone\n\x1b[1m\x1b[36mhint:\x1b[0m look\n"
+        );
+        assert_eq!(
+            plain,
+            "error: cannot read \\x1b[31mx\n  caused by: gone\nhint: look\n"
+        );
+        assert_eq!(
+            warning("odd", None, Style { color: true }),
+            "\x1b[1m\x1b[33mwarning:\x1b[0m odd\n"
+        );
+        assert_eq!(
+            warning("odd", Some("do"), Style::PLAIN),
+            "warning: odd\nhint: do\n"
         );
     }
 

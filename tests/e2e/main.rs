@@ -12,6 +12,7 @@ mod forge;
 mod guards;
 mod hostile;
 mod inspect;
+mod json;
 mod local_attack;
 mod lua;
 mod pack;

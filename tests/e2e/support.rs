@@ -11,9 +11,12 @@ use std::rc::Rc;
 
 use tempfile::TempDir;
 
-/// The `wrapkit` binary under test.
+/// The `wrapkit` binary under test. `CLICOLOR_FORCE` would colour its labels even in the pipes
+/// the tests read (`--color auto` honours it, as clap does), so it is removed.
 pub fn wrapkit() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_wrapkit"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wrapkit"));
+    cmd.env_remove("CLICOLOR_FORCE");
+    cmd
 }
 
 /// The workspace's `examples/NAME` directory.
@@ -55,6 +58,19 @@ impl Run {
             self.stdout
         );
         self.stdout
+    }
+
+    /// Asserts success and returns stderr.
+    #[track_caller]
+    pub fn ok_stderr(self) -> String {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "expected success; stderr:\n{}\nstdout:\n{}",
+            self.stderr,
+            self.stdout
+        );
+        self.stderr
     }
 
     /// Asserts exit code `code` and returns stderr.
@@ -261,4 +277,49 @@ pub fn pack_cmd(dir: impl AsRef<Path>, out: impl AsRef<Path>) -> Command {
         .arg("-o")
         .arg(out.as_ref());
     cmd
+}
+
+/// Runs `cmd` with its stderr on a fresh pseudo-terminal (stdout piped, stdin empty), as a
+/// user at a terminal would; returns what it wrote there, `\r\n` turned back into `\n`.
+/// `None` when the machine has no pseudo-terminals (see [`missing`]).
+pub fn with_terminal_stderr(cmd: &mut Command) -> Option<Run> {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    use std::io::Read;
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).ok()?;
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let terminal = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(terminal)
+        .spawn()
+        .expect("the command starts");
+    // Our copy of the terminal must close, or reading the other end never ends.
+    cmd.stderr(std::process::Stdio::null());
+    let out = child.wait_with_output().unwrap();
+    let mut master = fs::File::from(master);
+    let mut stderr = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => stderr.extend_from_slice(&buf[..n]),
+            // Linux says EIO once the last terminal end is closed and the data is read.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error()) => break,
+            Err(e) => panic!("reading the terminal: {e}"),
+        }
+    }
+    use std::os::unix::process::ExitStatusExt;
+    Some(Run {
+        code: out.status.code(),
+        signal: out.status.signal(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).replace("\r\n", "\n"),
+    })
 }

@@ -2,18 +2,21 @@
 //!
 //! Everything here goes through `wrapkit_runtime::cache`, the code the packed executables use,
 //! so the two cannot disagree about the layout. Removal takes each tree's lock and skips trees
-//! being filled at that moment. Data (the listing, verify results) goes to stdout; what was
-//! removed, and errors, to stderr.
+//! being filled at that moment. Data (the listing, verify results, as text or `--json`) goes to
+//! stdout; what was removed (notes, silenced by `-q`), and errors, to stderr.
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
+use serde::Serialize;
 use wrapkit_runtime::cache::{self, Bundle, Cache, Location, Removal};
+use wrapkit_runtime::report;
 
 use crate::cli::{CacheArgs, CacheCommand};
 use crate::inspect::human_bytes;
+use crate::messages::{self, detail, note};
 
 pub(crate) fn cache(args: CacheArgs) -> anyhow::Result<ExitCode> {
     let location = match args.cache_dir {
@@ -24,17 +27,24 @@ pub(crate) fn cache(args: CacheArgs) -> anyhow::Result<ExitCode> {
         writeln!(std::io::stdout().lock(), "{}", location.path.display())?;
         return Ok(ExitCode::SUCCESS);
     }
+    detail!("cache: {}", location.path.display());
     let Some(cache) = Cache::open_existing(&location)? else {
-        eprintln!(
+        note!(
             "no cache at {} (nothing has run from it yet)",
             location.path.display()
         );
+        if let CacheCommand::Ls { json: true } | CacheCommand::Verify { json: true, .. } =
+            args.command
+        {
+            // Nothing cached is still an answer a script can parse.
+            writeln!(std::io::stdout().lock(), "[]")?;
+        }
         return Ok(ExitCode::SUCCESS);
     };
     match args.command {
         CacheCommand::Dir => unreachable!("handled above"),
-        CacheCommand::Ls => ls(&cache),
-        CacheCommand::Verify { digests } => verify(&cache, &digests),
+        CacheCommand::Ls { json } => ls(&cache, json),
+        CacheCommand::Verify { digests, json } => verify(&cache, &digests, json),
         CacheCommand::Gc { max_age, dry_run } => gc(&cache, max_age, dry_run),
         CacheCommand::Clear { digests } => clear(&cache, &digests),
     }
@@ -72,20 +82,85 @@ fn exe_state(path: &std::path::Path, digest: &str) -> &'static str {
     }
 }
 
-fn ls(cache: &Cache) -> anyhow::Result<ExitCode> {
+/// The app of a cached tree, in `--json` output.
+#[derive(Debug, Serialize)]
+struct AppJson<'a> {
+    name: &'a str,
+    version: &'a str,
+}
+
+fn app_json(b: &Bundle) -> Option<AppJson<'_>> {
+    b.marker.as_ref().map(|m| AppJson {
+        name: &m.name,
+        version: &m.version,
+    })
+}
+
+/// One tree in `wrapkit cache ls --json` (docs/cli.md, "JSON output").
+#[derive(Debug, Serialize)]
+struct TreeJson<'a> {
+    digest: &'a str,
+    path: String,
+    state: &'static str,
+    size: u64,
+    /// Seconds since the Unix epoch, to within a day.
+    last_used: Option<u64>,
+    app: Option<AppJson<'a>>,
+    executables: Vec<ExeJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct ExeJson {
+    path: String,
+    state: &'static str,
+}
+
+fn state(b: &Bundle) -> &'static str {
+    if b.marker.is_some() {
+        "complete"
+    } else {
+        "incomplete"
+    }
+}
+
+fn ls(cache: &Cache, json: bool) -> anyhow::Result<ExitCode> {
     let bundles = cache.bundles()?;
     let mut out = std::io::stdout().lock();
+    if json {
+        let trees: Vec<TreeJson<'_>> = bundles
+            .iter()
+            .map(|b| TreeJson {
+                digest: &b.digest,
+                path: b.path.display().to_string(),
+                state: state(b),
+                size: b.size,
+                last_used: b
+                    .last_used
+                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs()),
+                app: app_json(b),
+                executables: b.marker.as_ref().map_or_else(Vec::new, |m| {
+                    m.exes
+                        .iter()
+                        .map(|p| ExeJson {
+                            path: p.display().to_string(),
+                            state: exe_state(p, &b.digest),
+                        })
+                        .collect()
+                }),
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &trees)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     writeln!(
         out,
         "{:<12}  {:<10}  {:>10}  {:<11}  {:<20}  EXECUTABLES",
         "DIGEST", "STATE", "SIZE", "LAST USED", "APP"
     )?;
     for b in &bundles {
-        let state = if b.marker.is_some() {
-            "complete"
-        } else {
-            "incomplete"
-        };
+        let state = state(b);
         let exes = b.marker.as_ref().map_or_else(String::new, |m| {
             m.exes
                 .iter()
@@ -135,46 +210,79 @@ fn select(cache: &Cache, digests: &[String]) -> anyhow::Result<Vec<Bundle>> {
     Ok(picked)
 }
 
-fn verify(cache: &Cache, digests: &[String]) -> anyhow::Result<ExitCode> {
+/// One tree in `wrapkit cache verify --json` (docs/cli.md, "JSON output").
+#[derive(Debug, Serialize)]
+struct CheckedJson<'a> {
+    digest: &'a str,
+    state: &'static str,
+    app: Option<AppJson<'a>>,
+    /// What is wrong, when `state` is `damaged`.
+    problem: Option<String>,
+}
+
+fn verify(cache: &Cache, digests: &[String], json: bool) -> anyhow::Result<ExitCode> {
     let bundles = select(cache, digests)?;
     let mut out = std::io::stdout().lock();
     let mut damaged = Vec::new();
+    let mut checked = Vec::new();
     for b in &bundles {
-        if b.marker.is_none() {
-            writeln!(
+        let (state, problem) = if b.marker.is_none() {
+            ("incomplete", None)
+        } else {
+            match cache.verify(&b.digest) {
+                Ok(()) => ("ok", None),
+                Err(damage) => {
+                    damaged.push(short(&b.digest).to_owned());
+                    ("damaged", Some(damage.to_string()))
+                }
+            }
+        };
+        if json {
+            checked.push(CheckedJson {
+                digest: &b.digest,
+                state,
+                app: app_json(b),
+                problem,
+            });
+            continue;
+        }
+        match problem {
+            None if state == "incomplete" => writeln!(
                 out,
                 "incomplete  {}  {} (the next start repairs it; `wrapkit cache gc` removes it)",
                 short(&b.digest),
                 app(b)
-            )?;
-            continue;
+            )?,
+            None => writeln!(out, "ok          {}  {}", short(&b.digest), app(b))?,
+            Some(damage) => writeln!(
+                out,
+                "damaged     {}  {}: {damage}",
+                short(&b.digest),
+                app(b)
+            )?,
         }
-        match cache.verify(&b.digest) {
-            Ok(()) => writeln!(out, "ok          {}  {}", short(&b.digest), app(b))?,
-            Err(damage) => {
-                writeln!(
-                    out,
-                    "damaged     {}  {}: {damage}",
-                    short(&b.digest),
-                    app(b)
-                )?;
-                damaged.push(short(&b.digest).to_owned());
-            }
-        }
+    }
+    if json {
+        serde_json::to_writer_pretty(&mut out, &checked)?;
+        writeln!(out)?;
     }
     out.flush()?;
     if damaged.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!(
-        "error: {} of {} cached trees {} damaged",
+    let error = format!(
+        "{} of {} cached trees {} damaged",
         damaged.len(),
         bundles.len(),
         if damaged.len() == 1 { "is" } else { "are" }
     );
-    eprintln!(
-        "hint: `wrapkit cache clear {}` removes them; the next start of each app materialises it again",
+    let hint = format!(
+        "`wrapkit cache clear {}` removes them; the next start of each app materialises it again",
         damaged.join(" ")
+    );
+    eprint!(
+        "{}",
+        report::block_styled([error], Some(&hint), messages::style())
     );
     Ok(ExitCode::from(crate::EXIT_FAILURE))
 }
@@ -204,7 +312,7 @@ fn gc(cache: &Cache, max_age_days: u64, dry_run: bool) -> anyhow::Result<ExitCod
         };
         let Some(reason) = reason else { continue };
         if dry_run {
-            eprintln!(
+            note!(
                 "{verb} {} {} ({}): {reason}",
                 short(&b.digest),
                 app(&b),
@@ -219,7 +327,7 @@ fn gc(cache: &Cache, max_age_days: u64, dry_run: bool) -> anyhow::Result<ExitCod
             .with_context(|| format!("cannot remove {}", b.path.display()))?
         {
             Removal::Removed(n) => {
-                eprintln!(
+                note!(
                     "{verb} {} {} ({}): {reason}",
                     short(&b.digest),
                     app(&b),
@@ -228,7 +336,7 @@ fn gc(cache: &Cache, max_age_days: u64, dry_run: bool) -> anyhow::Result<ExitCod
                 removed += 1;
                 freed += n;
             }
-            Removal::Busy => eprintln!("skipped {}: being filled right now", short(&b.digest)),
+            Removal::Busy => note!("skipped {}: being filled right now", short(&b.digest)),
         }
     }
     let mut seen = Vec::new();
@@ -238,21 +346,21 @@ fn gc(cache: &Cache, max_age_days: u64, dry_run: bool) -> anyhow::Result<ExitCod
         }
         seen.push(digest.clone());
         if dry_run {
-            eprintln!(
+            note!(
                 "{verb} leftovers of an interrupted start: {}",
                 path.display()
             );
             continue;
         }
         if let Removal::Removed(n) = cache.remove_leftovers(&digest)? {
-            eprintln!(
+            note!(
                 "{verb} leftovers of an interrupted start of {}",
                 short(&digest)
             );
             freed += n;
         }
     }
-    eprintln!(
+    note!(
         "{verb} {removed} tree{}, {} freed",
         if removed == 1 { "" } else { "s" },
         human_bytes(freed)
@@ -272,12 +380,13 @@ fn clear(cache: &Cache, digests: &[String]) -> anyhow::Result<ExitCode> {
                 freed += n;
             }
             Removal::Busy => {
+                // Not a note: it is why the command fails, so `-q` keeps it.
                 eprintln!("skipped {}: being filled right now", short(&b.digest));
                 busy += 1;
             }
         }
     }
-    eprintln!(
+    note!(
         "removed {removed} tree{} from {}, {} freed",
         if removed == 1 { "" } else { "s" },
         cache.root().display(),

@@ -10,10 +10,11 @@ use wrapkit_runtime::extract::{self, ExtractOptions, ExtractStats};
 use crate::cli::ExtractArgs;
 use crate::error::PackError;
 use crate::inspect::{self, human_bytes};
+use crate::messages::note;
 
 pub(crate) fn extract(args: ExtractArgs) -> anyhow::Result<ExitCode> {
     let (_, stats) = extract_to(&args.app, &args.dir)?;
-    eprintln!(
+    note!(
         "extracted {} files, {} directories, {} symlinks ({}) into {}",
         stats.files,
         stats.dirs,

@@ -31,7 +31,7 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| "app".into());
     let mut files = 0;
     write_tree(&target, &LUA, &name, &args.dir, &mut files)?;
-    eprintln!(
+    crate::messages::note!(
         "wrote a Lua app ({files} files) into {}; pack it with `wrapkit pack {}`",
         args.dir.display(),
         args.dir.display()

@@ -6,10 +6,12 @@
 mod audit;
 mod cache;
 mod cat;
+mod completions;
 mod extract;
 mod info;
 mod init;
 mod ls;
+mod man;
 mod pack;
 mod unpack;
 mod verify;
@@ -30,5 +32,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cache(args) => cache::cache(args),
         Command::Audit(args) => audit::audit(args),
         Command::Init(args) => init::init(args),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => man::man(args),
     }
 }

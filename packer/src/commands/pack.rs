@@ -9,59 +9,114 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use serde::Serialize;
+use wrapkit_runtime::format::trailer::hex;
+
 use crate::cli::PackArgs;
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::error::PackError;
 use crate::inspect::human_bytes;
-use crate::pack::{self, DEFAULT_MTIME, PackOptions};
+use crate::messages::{self, detail, note};
+use crate::pack::{self, DEFAULT_MTIME, PackOptions, PackReport};
 use crate::plan::RunSpec;
+
+/// `wrapkit pack --json`: what was written (docs/cli.md, "JSON output").
+#[derive(Debug, Serialize)]
+struct Packed {
+    output: String,
+    files: u64,
+    entries: u64,
+    input_bytes: u64,
+    stub_bytes: u64,
+    total_bytes: u64,
+    digest: String,
+    elapsed_seconds: f64,
+}
 
 pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
     // A single script has no wrapkit.toml of its own.
     let config = if args.dir.is_file() {
         Config::default()
     } else {
+        let config_path = args.dir.join(config::FILE_NAME);
+        if config_path.is_file() {
+            detail!("config: {}", config_path.display());
+        }
         Config::load(&args.dir)?
     };
-    let quiet = args.quiet;
     let list = args.list;
-    let opts = merge(args, config)?;
+    let json = args.json;
+    let mut opts = merge(args, config)?;
+    opts.progress = !messages::quiet();
     if list {
         let (plan, warnings) = pack::plan(&opts)?;
-        warn(&warnings, quiet);
+        for w in &warnings {
+            messages::warning(w, None);
+        }
         std::io::stdout()
             .lock()
             .write_all(plan.listing().as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
+    // Before packing: `--runtime X -o X` repacks X in place.
+    let runtime_len = opts
+        .runtime
+        .as_deref()
+        .and_then(|r| std::fs::metadata(r).ok())
+        .map(|m| m.len());
     let (report, warnings) = pack::pack(&opts)?;
-    warn(&warnings, quiet);
-    if !quiet {
-        eprintln!(
-            "packed {} file{} ({}) into {} ({}, {} of it payload) in {:.2} s",
-            report.files,
-            if report.files == 1 { "" } else { "s" },
-            human_bytes(report.input_bytes),
-            report.output.display(),
-            human_bytes(report.total_bytes),
-            human_bytes(report.total_bytes - report.stub_bytes),
-            report.elapsed.as_secs_f64(),
-        );
+    for w in &warnings {
+        messages::warning(w, None);
+    }
+    detail!("{}", stub_origin(&opts, runtime_len, &report));
+    note!(
+        "packed {} file{} ({}) into {} ({}, {} of it payload) in {:.2} s",
+        report.files,
+        if report.files == 1 { "" } else { "s" },
+        human_bytes(report.input_bytes),
+        report.output.display(),
+        human_bytes(report.total_bytes),
+        human_bytes(report.total_bytes - report.stub_bytes),
+        report.elapsed.as_secs_f64(),
+    );
+    if json {
+        let packed = Packed {
+            output: report.output.display().to_string(),
+            files: report.files,
+            entries: report.entries,
+            input_bytes: report.input_bytes,
+            stub_bytes: report.stub_bytes,
+            total_bytes: report.total_bytes,
+            digest: format!("blake3:{}", hex(&report.trailer.digest)),
+            elapsed_seconds: report.elapsed.as_secs_f64(),
+        };
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &packed)?;
+        writeln!(out)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `-v`: which runtime stub went in front of the payload (`runtime_len`: the `--runtime`
+/// file's size before packing).
+fn stub_origin(opts: &PackOptions, runtime_len: Option<u64>, report: &PackReport) -> String {
+    let size = human_bytes(report.stub_bytes);
+    let Some(runtime) = &opts.runtime else {
+        return format!("stub: built into wrapkit {}, {size}", crate::cli::VERSION);
+    };
+    if runtime_len.is_some_and(|len| len > report.stub_bytes) {
+        format!(
+            "stub: {} ({size}; a packed executable, its payload left out)",
+            runtime.display()
+        )
+    } else {
+        format!("stub: {} ({size})", runtime.display())
+    }
 }
 
 /// A single script runs itself.
 fn single_script_name(single: Option<&std::path::Path>) -> Option<String> {
     Some(single?.file_name()?.to_str()?.to_owned())
-}
-
-fn warn(warnings: &[String], quiet: bool) {
-    if !quiet {
-        for w in warnings {
-            eprintln!("warning: {}", wrapkit_runtime::format::path::printable(w));
-        }
-    }
 }
 
 /// The one place the config file and the flags meet.
@@ -151,6 +206,6 @@ fn merge(args: PackArgs, config: Config) -> Result<PackOptions, PackError> {
             .chain(args.allow)
             .collect(),
         mtime: config.source_date_epoch.unwrap_or(DEFAULT_MTIME),
-        progress: !args.quiet,
+        progress: true,
     })
 }

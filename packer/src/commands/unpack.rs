@@ -12,6 +12,7 @@ use crate::cli::UnpackArgs;
 use crate::commands::extract::extract_to;
 use crate::error::PackError;
 use crate::inspect::{self, Opened};
+use crate::messages::{self, note};
 use crate::{config, pack, stub};
 
 pub(crate) fn unpack(args: UnpackArgs) -> anyhow::Result<ExitCode> {
@@ -57,11 +58,14 @@ pub(crate) fn unpack(args: UnpackArgs) -> anyhow::Result<ExitCode> {
         .create_file(config::FILE_NAME, 0o644)
         .and_then(|mut f| std::io::Write::write_all(&mut f, toml.as_bytes()))
         .map_err(|source| PackError::Write { path, source })?;
-    eprintln!("unpacked {} files into {}", stats.files, args.dir.display());
+    note!("unpacked {} files into {}", stats.files, args.dir.display());
     if StubInfo::of(stub::BUILT_IN) != manifest.stub {
-        eprintln!(
-            "note: {} was packed with another runtime than this wrapkit's; pass it as `--runtime` to repack identically",
-            args.app.display()
+        messages::warning(
+            &format!(
+                "{} was packed with another runtime than this wrapkit's",
+                args.app.display()
+            ),
+            Some("pass it as `--runtime` to `wrapkit pack` to repack it identically"),
         );
     }
     Ok(ExitCode::SUCCESS)
