@@ -17,7 +17,7 @@ fn a_closed_pipe_is_not_an_error() {
         app = app.file(&format!("data/file-with-a-long-name-{i:05}.txt"), "x");
     }
     let packed = app.pack(&[]);
-    for args in [&["ls", "--long"][..], &["ls", "--json"][..]] {
+    for args in [&["ls", "--long"][..], &["ls", "--json"][..], &["info"][..]] {
         let mut child = wrapkit()
             .args(args)
             .arg(&packed.exe)

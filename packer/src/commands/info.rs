@@ -1,5 +1,6 @@
 //! `wrapkit info APP [--json]`: what the file is, from the stub's ELF header to the manifest.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use serde::Serialize;
@@ -62,8 +63,9 @@ pub(crate) fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
         digest: format!("blake3:{}", hex(&opened.archive.trailer().digest)),
         manifest,
     };
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&info)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let ratio = if info.payload.content_bytes == 0 {
@@ -83,12 +85,14 @@ pub(crate) fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
             run
         }
     };
-    println!(
+    writeln!(
+        out,
         "file:        {} ({})",
         printable(&info.file),
         human_bytes(info.size)
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "stub:        {} {}, {}, {}",
         info.stub.format,
         info.stub.architecture,
@@ -98,28 +102,31 @@ pub(crate) fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
             "dynamic"
         },
         human_bytes(info.stub.size)
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "payload:     at offset {}, {} ({} entries, {} files)",
         info.payload.offset,
         human_bytes(info.payload.size),
         info.payload.entries,
         info.payload.files
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "compression: {} of files stored in {} ({ratio:.1} %)",
         human_bytes(info.payload.content_bytes),
         human_bytes(info.payload.stored_bytes)
-    );
-    println!("format:      version {}", info.format_version);
-    println!("digest:      {}", info.digest);
-    println!(
+    )?;
+    writeln!(out, "format:      version {}", info.format_version)?;
+    writeln!(out, "digest:      {}", info.digest)?;
+    writeln!(
+        out,
         "app:         {} {}",
         printable(&info.manifest.name),
         printable(&info.manifest.version)
-    );
-    println!("run:         {run}");
-    println!("packer:      {}", printable(&info.manifest.packer));
+    )?;
+    writeln!(out, "run:         {run}")?;
+    writeln!(out, "packer:      {}", printable(&info.manifest.packer))?;
     Ok(ExitCode::SUCCESS)
 }
 
