@@ -542,52 +542,79 @@ fn output_dash_is_refused_and_no_file_named_dash_appears() {
     assert!(!work.path().join("-").exists());
 }
 
+/// Once the fill of the cache in `bundles` has started (its temp dir is
+/// `.tmp-<digest>-<pid>`), stops the filling process for 1.2 s: the fill then takes over a
+/// second however fast this machine creates files. False if no fill started within a minute.
+fn slow_down_the_fill(bundles: std::path::PathBuf) -> std::thread::JoinHandle<bool> {
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        while started.elapsed().as_secs() < 60 {
+            let tmp = std::fs::read_dir(&bundles).ok().and_then(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .find(|n| n.starts_with(".tmp-") && !n.ends_with(".ok"))
+            });
+            if let Some(pid) = tmp.and_then(|n| n.rsplit('-').next()?.parse::<i32>().ok()) {
+                let pid = rustix::process::Pid::from_raw(pid).unwrap();
+                rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1200));
+                rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        false
+    })
+}
+
 #[test]
 fn a_slow_first_start_says_so_on_a_terminal_only() {
-    // 6,000 small files: creating them takes the first start well over a second here.
+    // 6,000 small files, so the fill lasts long enough to be caught and slowed down.
     let mut app = crate::exec::probe_app("", crate::exec::PROBE_TOML);
     for i in 0..6000 {
         app = app.file(&format!("data/{:02}/f{i:05}", i % 60), "x");
     }
     let packed = app.pack(&[]);
-    // On a terminal (a pty from `script`), once.
+    // Stderr on a terminal: said once.
     let cache = crate::exec::CacheDir::new();
-    let started = std::time::Instant::now();
-    let out = std::process::Command::new("script")
-        .args(["-qec"])
-        .arg(format!("'{}' exit 0", packed.exe.display()))
-        .arg("/dev/null")
-        .env("WRAPKIT_CACHE_DIR", cache.path())
-        .output()
-        .expect("script(1), from util-linux, runs a command on a pty");
-    let took = started.elapsed();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let stopper = slow_down_the_fill(cache.bundles());
+    let Some(run) = crate::support::with_terminal_stderr(
+        packed
+            .cmd()
+            .args(["exit", "0"])
+            .env("WRAPKIT_CACHE_DIR", cache.path()),
+    ) else {
+        missing("no pseudo-terminals on this machine");
+        return;
+    };
+    assert!(stopper.join().unwrap(), "no fill started");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
-        took.as_secs_f64() > 1.0,
-        "the fill took only {took:?}: the test proves nothing"
-    );
-    assert!(
-        text.contains("wrapkit: first start: unpacked 6002 files (")
-            && text.contains("; later starts reuse them"),
-        "{text}"
+        run.stderr
+            .starts_with("wrapkit: first start: unpacked 6002 files (")
+            && run.stderr.ends_with("; later starts reuse them\n"),
+        "{}",
+        run.stderr
     );
     // The warm start says nothing.
-    let out = std::process::Command::new("script")
-        .args(["-qec"])
-        .arg(format!("'{}' exit 0", packed.exe.display()))
-        .arg("/dev/null")
-        .env("WRAPKIT_CACHE_DIR", cache.path())
-        .output()
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("wrapkit:"));
-    // In a pipe, never, however slow.
+    let warm = crate::support::with_terminal_stderr(
+        packed
+            .cmd()
+            .args(["exit", "0"])
+            .env("WRAPKIT_CACHE_DIR", cache.path()),
+    )
+    .unwrap();
+    assert_eq!((warm.code, warm.stderr.as_str()), (Some(0), ""));
+    // Stderr in a pipe: never, however slow.
     let piped = crate::exec::CacheDir::new();
+    let stopper = slow_down_the_fill(piped.bundles());
     let run = crate::support::Run::of(
         packed
             .cmd()
             .args(["exit", "0"])
             .env("WRAPKIT_CACHE_DIR", piped.path()),
     );
+    assert!(stopper.join().unwrap(), "no fill started");
     assert_eq!((run.code, run.stderr.as_str()), (Some(0), ""));
 }
 
