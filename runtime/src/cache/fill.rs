@@ -196,7 +196,8 @@ impl Cache {
             .bundles
             .open_file(name)
             .map_err(|_| Incomplete::NoMarker)?;
-        let mut text = Vec::new();
+        // Room for a whole marker up front: one read, not a series of small probing ones.
+        let mut text = Vec::with_capacity(4096);
         io::Read::read_to_end(&mut io::Read::take(&file, MARKER_LIMIT), &mut text)
             .map_err(|_| Incomplete::BadMarker)?;
         let marker = std::str::from_utf8(&text)
