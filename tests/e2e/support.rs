@@ -50,19 +50,19 @@ impl Run {
     /// Asserts success and returns stdout.
     #[track_caller]
     pub fn ok(self) -> String {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "expected success; stderr:\n{}\nstdout:\n{}",
-            self.stderr,
-            self.stdout
-        );
+        self.assert_success();
         self.stdout
     }
 
     /// Asserts success and returns stderr.
     #[track_caller]
     pub fn ok_stderr(self) -> String {
+        self.assert_success();
+        self.stderr
+    }
+
+    #[track_caller]
+    fn assert_success(&self) {
         assert_eq!(
             self.code,
             Some(0),
@@ -70,7 +70,6 @@ impl Run {
             self.stderr,
             self.stdout
         );
-        self.stderr
     }
 
     /// Asserts exit code `code` and returns stderr.
