@@ -246,9 +246,9 @@ impl<'a> Archive<'a> {
         match resolver.resolve(name) {
             Ok(Resolved::Found { name, .. }) => self.lookup(&name),
             Ok(Resolved::Missing) | Err(LinkError::Leaves { .. }) => Ok(None),
-            Err(err @ LinkError::TooManyLinks { .. }) => {
-                Err(FormatError::entry(name, err.to_string()))
-            }
+            Err(LinkError::TooManyLinks { .. }) => Err(FormatError::LinkLoop {
+                name: name.to_owned(),
+            }),
             Err(LinkError::Lookup(err)) => Err(err),
         }
     }

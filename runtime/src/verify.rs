@@ -91,7 +91,9 @@ pub fn region_of(err: &FormatError) -> Region {
             "central directory" | "central directory header" => Region::CentralDirectory,
             _ => Region::EndRecords,
         },
-        FormatError::Entry { name, .. } => Region::LocalHeader(name.clone()),
+        FormatError::Entry { name, .. } | FormatError::LinkLoop { name } => {
+            Region::LocalHeader(name.clone())
+        }
     }
 }
 

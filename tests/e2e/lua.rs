@@ -1101,3 +1101,25 @@ fn opening_a_packed_file_by_a_relative_path_hints_at_wrapkit_path() {
          a,b\n"
     );
 }
+
+#[test]
+fn a_symlink_loop_in_the_app_is_eloop_not_a_damaged_payload() {
+    // Links that loop pack as they are (docs/cli.md); opening one is the app's error to
+    // handle, as on a filesystem, not the runtime's exit 120.
+    let packed = App::new()
+        .file(
+            "main.lua",
+            "local w = require('wrapkit')\nprint(io.open(w.path('a')))\nprint('still running')\n",
+        )
+        .symlink("a", "b")
+        .symlink("b", "a")
+        .pack(&[]);
+    let out = Run::of(&mut packed.cmd()).ok();
+    assert_eq!(
+        out,
+        format!(
+            "nil\t{}/a: Too many levels of symbolic links\t40\nstill running\n",
+            packed.exe.display()
+        )
+    );
+}

@@ -128,6 +128,10 @@ pub enum FormatError {
     Manifest(String),
     #[error("the manifest asks for run mode `{mode}`, which this runtime does not know")]
     UnknownRunMode { mode: String },
+    /// Not damage: an archive may hold links that loop, as a filesystem may. Opening such a
+    /// path fails (`ELOOP`); nothing else about the archive is wrong.
+    #[error("`{}`: too many levels of symbolic links", path::printable(name))]
+    LinkLoop { name: String },
 }
 
 impl crate::report::Hinted for FormatError {
@@ -148,6 +152,9 @@ impl FormatError {
             }
             FormatError::UnsupportedVersion { .. } | FormatError::UnknownRunMode { .. } => {
                 "this executable was packed by a newer wrapkit; pack it again with this version, or use a newer runtime"
+            }
+            FormatError::LinkLoop { .. } => {
+                "the app's symlinks lead back to themselves; fix them in the app directory and pack it again"
             }
             FormatError::BadTrailer { .. }
             | FormatError::Malformed { .. }

@@ -16,6 +16,7 @@ use mlua::{Lua, LuaOptions, MultiValue, StdLib, Value};
 
 use crate::archive::Archive;
 use crate::format::EntryKind;
+use crate::format::FormatError;
 use crate::format::index::Entry;
 use crate::format::method;
 use crate::format::path::normalise;
@@ -120,6 +121,13 @@ fn find(
             display,
             "No such file or directory",
             libc::ENOENT,
+        )?)),
+        // A loop is the app's own (as on a filesystem), not a damaged payload.
+        Err(FormatError::LinkLoop { .. }) => Ok(Err(failure(
+            lua,
+            display,
+            "Too many levels of symbolic links",
+            libc::ELOOP,
         )?)),
         Err(err) => corrupt(&err),
     }
