@@ -14,6 +14,7 @@ pub mod audit;
 pub mod closure;
 pub mod glibc;
 pub mod ldcache;
+pub mod patch;
 
 use goblin::elf::Elf;
 use goblin::elf::program_header::PT_DYNAMIC;
@@ -74,7 +75,11 @@ impl ElfFile {
             }
         }
         Ok(Some(ElfFile {
-            interp: elf.interpreter.map(str::to_owned),
+            // Up to the first NUL, as the kernel reads it: a reserved slot is NUL-padded.
+            interp: elf
+                .interpreter
+                .and_then(|s| s.split('\0').next())
+                .map(str::to_owned),
             soname: elf.soname.map(str::to_owned),
             needed: elf.libraries.iter().map(|s| (*s).to_owned()).collect(),
             rpath: split(&elf.rpaths),
