@@ -7,6 +7,7 @@ mod audit;
 mod cache;
 mod cli;
 mod differential;
+mod elf_patch;
 mod exec;
 mod forge;
 mod guards;
