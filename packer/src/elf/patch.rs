@@ -28,8 +28,9 @@
 //!    `PF_W`, which stays set).
 //!
 //! The new `PT_LOAD` is kept last among the `PT_LOAD`s in table order (entries are moved up if
-//! the note came before a `PT_LOAD`): the kernel sizes a PIE's mapping from the first and the last
-//! `PT_LOAD` in table order, and glibc assumes ascending addresses. The section headers of
+//! the note came before a `PT_LOAD`): the ELF specification wants them in ascending order, Linux
+//! has sized a PIE's mapping from the first and the last one in table order, and glibc does when
+//! it maps a program itself (`ld.so PROG`: "failed to map segment" otherwise, measured). The section headers of
 //! `.interp`, `.dynamic` and `.dynstr` are pointed at the new bytes so that `readelf`, goblin and
 //! `strip` see what the loader sees; nothing else moves, and the old bytes stay as they were.
 //!
@@ -55,6 +56,12 @@
 //!   old contents; `ld.so` writes `DT_DEBUG` into the new one. Debuggers and `dl_iterate_phdr`
 //!   go through the program headers and see the new one.
 //! - Reserving a program twice needs a second `PT_NOTE` and appends a second segment.
+//! - The slots are where [`Reserved`] says in the bytes [`reserve`] returned, and nowhere else:
+//!   `strip` after `reserve` keeps the program working and the strings in place in memory, but
+//!   may move them in the file. Reserve last.
+//! - The new segment is not covered by `PT_GNU_RELRO`: the new dynamic array stays writable
+//!   after start-up (the old one, which nothing reads, stays read-only), as in programs linked
+//!   without `-z relro`.
 //! - The runtime must write the slots before the program starts, into a file nobody else can
 //!   change, and keep what it writes shorter than the capacity: the kernel refuses a
 //!   `PT_INTERP` whose last byte is not NUL.
@@ -492,8 +499,9 @@ fn phdr_bytes(ph: &ProgramHeader) -> [u8; PHDR_SIZE] {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt;
     use std::process::Command;
+
+    use goblin::elf::program_header::PT_PHDR;
 
     use super::*;
     use crate::elf::ElfFile;
@@ -506,10 +514,21 @@ mod tests {
         c_str(&bytes[slot.offset as usize..][..slot.capacity as usize])
     }
 
+    /// Writes an executable through `install(1)`: a file this multi-threaded process had open
+    /// for writing could still be open in a child another test forks, and exec would fail with
+    /// ETXTBSY.
     fn write_exe(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
         let path = dir.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let staged = dir.join(format!("{name}.staged"));
+        std::fs::write(&staged, bytes).unwrap();
+        let status = Command::new("install")
+            .arg("-m755")
+            .arg(&staged)
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::remove_file(staged).unwrap();
         path
     }
 
@@ -560,6 +579,56 @@ mod tests {
         assert_eq!(elf.rpath, ["/nonexistent", "/lib/x86_64-linux-gnu"]);
         let filled = write_exe(dir.path(), "ls-filled", &filled);
         assert_eq!(run(&filled), "a-file\nls-filled\nls-unfilled\n");
+    }
+
+    #[test]
+    fn a_note_before_the_loads_is_moved_after_them() {
+        // /bin/ls with its program headers reordered: PHDR, INTERP, the NOTEs, then the rest.
+        let mut bytes = ls();
+        let phdrs = Elf::parse(&bytes).unwrap().program_headers;
+        let raw = |i: usize| bytes[64 + i * PHDR_SIZE..][..PHDR_SIZE].to_vec();
+        let kinds = [PT_PHDR, PT_INTERP, PT_NOTE];
+        let mut order: Vec<usize> = Vec::new();
+        for kind in kinds {
+            order.extend((0..phdrs.len()).filter(|&i| phdrs[i].p_type == kind));
+        }
+        order.extend((0..phdrs.len()).filter(|&i| !kinds.contains(&phdrs[i].p_type)));
+        let table: Vec<u8> = order.iter().flat_map(|&i| raw(i)).collect();
+        bytes[64..64 + table.len()].copy_from_slice(&table);
+        let reordered = Elf::parse(&bytes).unwrap().program_headers;
+        assert_eq!(reordered[2].p_type, PT_NOTE);
+
+        let reserved = reserve(&bytes, 1024).unwrap();
+        let out = Elf::parse(&reserved.bytes).unwrap().program_headers;
+        let loads: Vec<u64> = out
+            .iter()
+            .filter(|p| p.p_type == PT_LOAD)
+            .map(|p| p.p_vaddr)
+            .collect();
+        assert_eq!(loads.len(), 5);
+        assert!(loads.is_sorted(), "{loads:x?}");
+        assert_eq!(out.len(), phdrs.len());
+        assert_eq!(out[0].p_type, PT_PHDR);
+
+        let dir = tempfile::tempdir().unwrap();
+        let exe = write_exe(dir.path(), "ls", &reserved.bytes);
+        // Run by the kernel, and by ld.so itself, which maps the segments in table order (and
+        // fails with "failed to map segment" when the last PT_LOAD is not the highest).
+        for mut cmd in [
+            Command::new(&exe),
+            Command::new("/lib64/ld-linux-x86-64.so.2"),
+        ] {
+            if cmd.get_program() != exe.as_os_str() {
+                cmd.arg(&exe);
+            }
+            let run = cmd.arg(dir.path()).output().unwrap();
+            assert!(
+                run.status.success(),
+                "{}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            assert_eq!(run.stdout, b"ls\n");
+        }
     }
 
     #[test]
