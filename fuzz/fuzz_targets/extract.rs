@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let sandbox = tempfile::tempdir().expect("temp dir");
     let root = sandbox.path().join("root");
     std::fs::create_dir(&root).expect("root");
-    let _ = extract::extract(&archive, &validated, &root, &ExtractOptions { fsync: false, threads: 1 });
+    let _ = extract::extract(&archive, &validated, &root, &ExtractOptions { fsync: false, threads: 1, ..Default::default() });
     let outside: Vec<_> = std::fs::read_dir(sandbox.path()).expect("list").collect();
     assert_eq!(outside.len(), 1, "something was written beside the target");
     check_tree(&root, &root);

@@ -121,6 +121,7 @@ pub fn write(plan: &Plan, opts: &WriteOptions<'_>) -> Result<PackReport, PackErr
         packer: concat!("wrapkit ", env!("CARGO_PKG_VERSION")).into(),
         stub: StubInfo::of(opts.stub),
         run: plan.run.to_manifest(),
+        layers: plan.layers.clone(),
     };
     let Finished {
         out,

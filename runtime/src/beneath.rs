@@ -182,6 +182,9 @@ impl Dir {
         };
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
             let dir = self.open_dir(rel)?;
+            // Cache trees are read-only once filled: make this one writable to empty it (we
+            // own it; if we do not, the unlinks below fail as they would have).
+            let _ = dir.set_mode(0o700);
             for name in dir.entries()? {
                 if let Some(name) = name.to_str() {
                     dir.remove_all(name)?;
@@ -204,6 +207,7 @@ impl Dir {
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
             let fd = rfs::openat(&self.fd, name, DIR_FLAGS, Mode::empty())?;
             let dir = Dir { fd };
+            let _ = dir.set_mode(0o700);
             for child in dir.entries()? {
                 dir.remove_all_bytes(&child)?;
             }
@@ -252,6 +256,11 @@ impl Dir {
     /// instead of an `fsync` per file written.
     pub fn sync_filesystem(&self) -> io::Result<()> {
         Ok(rfs::syncfs(&self.fd)?)
+    }
+
+    /// Sets this directory's own permission bits (`fchmod`).
+    pub fn set_mode(&self, mode: u32) -> io::Result<()> {
+        Ok(rfs::fchmod(&self.fd, Mode::from_raw_mode(mode))?)
     }
 
     /// Whether the filesystem holding this directory is mounted `noexec`.

@@ -131,7 +131,17 @@ pub fn run(
         } => format!("repaired ({why})"),
     });
 
-    let invocation = Invocation::new(program, &tree.root, exe, args);
+    let mut invocation = Invocation::new(program, &tree.root, exe, args);
+    // A program in a layer runs from the layer's own tree, by its real path: what it finds
+    // through /proc/self/exe and argv[0] (Python's sys.executable, Node's execPath) is then
+    // the same file, with the same libraries, as what was started.
+    if let Some(real) = tree.layers.iter().find_map(|(prefix, path)| {
+        let rel = first.strip_prefix(prefix.as_str())?.strip_prefix('/')?;
+        Some(path.join(rel))
+    }) {
+        invocation.argv[0] = real.clone().into_os_string();
+        invocation.path = real;
+    }
     trace.say(|| format!("exec {invocation:?}"));
     let source = invocation.exec();
     let path = invocation.path;

@@ -33,6 +33,9 @@ pub struct ExtractOptions {
     pub fsync: bool,
     /// Worker threads for files; 0 means one per available CPU.
     pub threads: usize,
+    /// A directory prefix every entry's name has, left out of the names written (a layer's
+    /// entries are extracted to its own tree). Entries are still read by their full names.
+    pub strip_prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -102,15 +105,28 @@ pub fn extract_into(
     shown: &Path,
     opts: &ExtractOptions,
 ) -> Result<ExtractStats, ExtractError> {
-    let target = Target { dir, shown };
+    let strip = opts.strip_prefix.as_ref().map_or(0, |p| p.len() + 1);
+    if let Some(p) = &opts.strip_prefix
+        && let Some(e) = validated.entries.iter().find(|e| {
+            e.name.len() <= strip
+                || !e.name.starts_with(p.as_str())
+                || e.name.as_bytes()[p.len()] != b'/'
+        })
+    {
+        return Err(ExtractError::Format(FormatError::entry(
+            e.name,
+            "is not inside the prefix being extracted",
+        )));
+    }
+    let target = Target { dir, shown, strip };
     let mut stats = ExtractStats::default();
     let (mut files, mut links) = (Vec::new(), Vec::new());
     let mut made = std::collections::HashSet::new();
     for e in &validated.entries {
         match e.kind {
             EntryKind::Dir => {
-                target.create_dir(e.name)?;
-                made.insert(e.name);
+                target.create_dir(target.dest(e.name))?;
+                made.insert(target.dest(e.name));
                 stats.dirs += 1;
             }
             EntryKind::File => files.push(e),
@@ -119,7 +135,7 @@ pub fn extract_into(
     }
     // Parents the archive did not list (zips from other tools often omit them).
     for e in files.iter().chain(&links) {
-        let parent = crate::format::path::parent(e.name);
+        let parent = crate::format::path::parent(target.dest(e.name));
         if parent.is_empty() || made.contains(parent) {
             continue;
         }
@@ -141,9 +157,9 @@ pub fn extract_into(
         let link_target = archive.contents(e, true)?;
         target
             .dir
-            .symlink(e.name, OsStr::from_bytes(&link_target))
+            .symlink(target.dest(e.name), OsStr::from_bytes(&link_target))
             .map_err(|source| ExtractError::Create {
-                path: target.path(e.name),
+                path: target.path(target.dest(e.name)),
                 source,
             })?;
         stats.symlinks += 1;
@@ -158,9 +174,16 @@ pub fn extract_into(
 struct Target<'a> {
     dir: &'a Dir,
     shown: &'a Path,
+    /// Bytes of prefix (and its `/`) left out of every name written.
+    strip: usize,
 }
 
 impl Target<'_> {
+    /// Where the entry `name` goes, relative to the target.
+    fn dest<'n>(&self, name: &'n str) -> &'n str {
+        &name[self.strip..]
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.shown.join(name)
     }
@@ -230,19 +253,19 @@ fn write_file(
     let mode = normalised_mode(EntryKind::File, e.mode);
     let file = target
         .dir
-        .create_file(e.name, mode)
+        .create_file(target.dest(e.name), mode)
         .map_err(|source| ExtractError::Create {
-            path: target.path(e.name),
+            path: target.path(target.dest(e.name)),
             source,
         })?;
     let result = fill(&file, e, raw, mode, fsync);
     if result.is_err() {
-        let _ = target.dir.remove_file(e.name);
+        let _ = target.dir.remove_file(target.dest(e.name));
     }
     result.map_err(|err| match err {
         CopyError::Format(f) => ExtractError::Format(f),
         CopyError::Write(source) => ExtractError::Write {
-            path: target.path(e.name),
+            path: target.path(target.dest(e.name)),
             source,
         },
     })?;
@@ -274,7 +297,7 @@ fn sync_dirs(target: &Target<'_>, validated: &Validated<'_>) -> Result<(), Extra
     {
         target
             .dir
-            .open_dir(e.name)
+            .open_dir(target.dest(e.name))
             .and_then(|d| d.sync())
             .map_err(|source| ExtractError::Write {
                 path: target.path(e.name),

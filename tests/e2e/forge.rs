@@ -89,6 +89,7 @@ pub fn forge(stub: &[u8], entries: &[Forged], entry: &str) -> Vec<u8> {
         run: Run::Lua {
             entry: entry.into(),
         },
+        layers: Vec::new(),
     };
     forge_with(stub, entries, &manifest)
 }

@@ -693,6 +693,7 @@ fn terminal_escapes_in_names_and_manifest_strings_are_escaped_when_printed() {
             argv: vec!["bin/x".into(), "--a\u{1b}]0;title\u{7}".into()],
             env: [("K".to_owned(), "v\u{1b}[2J\r\n".to_owned())].into(),
         },
+        layers: Vec::new(),
     };
     let path = sb.dir.path().join("manifest-forged");
     fs::write(
@@ -778,6 +779,7 @@ fn an_exec_program_reached_through_a_leaving_link_chain_never_runs() {
             argv: vec!["x".into()],
             env: Default::default(),
         },
+        layers: Vec::new(),
     };
     let app = sb.dir.path().join("forged-exec");
     fs::write(&app, crate::forge::forge_with(stub(), &entries, &manifest)).unwrap();

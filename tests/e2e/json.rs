@@ -146,6 +146,7 @@ fn cache_ls_and_verify_json() {
         tree,
         &[
             "digest",
+            "kind",
             "path",
             "state",
             "size",

@@ -55,6 +55,16 @@ fn short(digest: &str) -> &str {
 }
 
 fn app(b: &Bundle) -> String {
+    if b.layer {
+        return match &b.marker {
+            Some(m) => format!(
+                "layer {} ({})",
+                m.name.rsplit('/').next().unwrap_or(&m.name),
+                m.libc.as_deref().unwrap_or("?")
+            ),
+            None => "layer".into(),
+        };
+    }
     match &b.marker {
         Some(m) => format!("{} {}", m.name, m.version),
         None => "-".into(),
@@ -100,6 +110,14 @@ fn app_json(b: &Bundle) -> Option<AppJson<'_>> {
 #[derive(Debug, Serialize)]
 struct TreeJson<'a> {
     digest: &'a str,
+    /// `bundle` (an app's own files) or `layer` (a program and its libraries, shared).
+    kind: &'static str,
+    /// For a layer: the glibc its fill chose (`host` or `bundle`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    libc: Option<&'a str>,
+    /// For a bundle: the layers it uses, by digest.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    layers: Vec<&'a str>,
     path: String,
     state: &'static str,
     size: u64,
@@ -131,6 +149,12 @@ fn ls(cache: &Cache, json: bool) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|b| TreeJson {
                 digest: &b.digest,
+                kind: if b.layer { "layer" } else { "bundle" },
+                libc: b.marker.as_ref().and_then(|m| m.libc.as_deref()),
+                layers: b
+                    .marker
+                    .as_ref()
+                    .map_or_else(Vec::new, |m| m.layers.iter().map(String::as_str).collect()),
                 path: b.path.display().to_string(),
                 state: state(b),
                 size: b.size,
@@ -138,7 +162,7 @@ fn ls(cache: &Cache, json: bool) -> anyhow::Result<ExitCode> {
                     .last_used
                     .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
                     .map(|d| d.as_secs()),
-                app: app_json(b),
+                app: if b.layer { None } else { app_json(b) },
                 executables: b.marker.as_ref().map_or_else(Vec::new, |m| {
                     m.exes
                         .iter()
@@ -241,7 +265,7 @@ fn verify(cache: &Cache, digests: &[String], json: bool) -> anyhow::Result<ExitC
             checked.push(CheckedJson {
                 digest: &b.digest,
                 state,
-                app: app_json(b),
+                app: if b.layer { None } else { app_json(b) },
                 problem,
             });
             continue;
@@ -287,14 +311,30 @@ fn verify(cache: &Cache, digests: &[String], json: bool) -> anyhow::Result<ExitC
     Ok(ExitCode::from(crate::EXIT_FAILURE))
 }
 
+/// How long a layer no bundle uses is kept (a start fills its layers before its bundle).
+const LAYER_GRACE: Duration = Duration::from_secs(3600);
+
 fn gc(cache: &Cache, max_age_days: u64, dry_run: bool) -> anyhow::Result<ExitCode> {
     let max_age = Duration::from_secs(max_age_days.saturating_mul(86_400));
     let now = SystemTime::now();
     let (mut removed, mut freed) = (0u64, 0u64);
     let verb = if dry_run { "would remove" } else { "removed" };
+    // Layers a kept bundle uses (bundles come before layers in the listing).
+    let mut used_layers = std::collections::HashSet::new();
     for b in cache.bundles()? {
         let reason = match &b.marker {
             None => Some("incomplete".to_owned()),
+            // Just filled for a start that has not written its bundle's marker yet: an hour's
+            // grace before an unused layer goes.
+            Some(_)
+                if b.layer
+                    && !used_layers.contains(&b.digest)
+                    && b.last_used
+                        .and_then(|t| now.duration_since(t).ok())
+                        .is_some_and(|age| age > LAYER_GRACE) =>
+            {
+                Some("no app in the cache uses it".to_owned())
+            }
             Some(m)
                 if !m.exes.is_empty()
                     && m.exes.iter().all(|p| exe_state(p, &b.digest) != "present") =>
@@ -310,7 +350,12 @@ fn gc(cache: &Cache, max_age_days: u64, dry_run: bool) -> anyhow::Result<ExitCod
             }
             Some(_) => None,
         };
-        let Some(reason) = reason else { continue };
+        let Some(reason) = reason else {
+            if let Some(m) = &b.marker {
+                used_layers.extend(m.layers.iter().cloned());
+            }
+            continue;
+        };
         if dry_run {
             note!(
                 "{verb} {} {} ({}): {reason}",

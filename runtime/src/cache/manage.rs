@@ -30,6 +30,8 @@ pub struct Bundle {
     pub last_used: Option<SystemTime>,
     /// Bytes on disk (sum of file sizes in the tree).
     pub size: u64,
+    /// A shared layer (`layers-v1/`), not an app's bundle.
+    pub layer: bool,
 }
 
 /// What removing a tree did.
@@ -54,10 +56,35 @@ fn is_digest(s: &str) -> bool {
 }
 
 impl Cache {
-    /// Every tree, marker or leftover the cache holds, by digest.
+    /// The directory of trees that holds `digest`: the layers' if it is one there, else the
+    /// bundles'.
+    fn store_of(&self, digest: &str) -> (&Dir, &Path, bool) {
+        let here = |d: &Dir| {
+            [
+                digest.to_owned(),
+                Cache::marker_name(digest),
+                Cache::lock_name(digest),
+            ]
+            .iter()
+            .any(|n| d.stat(n).is_ok())
+        };
+        if here(&self.layers) {
+            (&self.layers, &self.layers_path, true)
+        } else {
+            (&self.bundles, &self.bundles_path, false)
+        }
+    }
+
+    /// Every tree, marker or leftover the cache holds, by digest: the bundles, then the layers.
     pub fn bundles(&self) -> io::Result<Vec<Bundle>> {
+        let mut out = self.trees_in(&self.bundles, false)?;
+        out.extend(self.trees_in(&self.layers, true)?);
+        Ok(out)
+    }
+
+    fn trees_in(&self, dir: &Dir, layer: bool) -> io::Result<Vec<Bundle>> {
         let mut digests = Vec::new();
-        for name in self.bundles.entries()? {
+        for name in dir.entries()? {
             let Some(name) = name.to_str() else { continue };
             let digest = name
                 .strip_suffix(".ok")
@@ -69,24 +96,39 @@ impl Cache {
         }
         digests.sort();
         digests.dedup();
-        Ok(digests.into_iter().map(|d| self.bundle(&d)).collect())
+        Ok(digests
+            .into_iter()
+            .map(|d| self.tree_info(dir, &d, layer))
+            .collect())
     }
 
     /// What the cache knows about one digest.
     pub fn bundle(&self, digest: &str) -> Bundle {
-        let (marker, last_used) = match self.read_marker(&Cache::marker_name(digest), digest) {
-            Ok((file, marker)) => (
-                Some(marker),
-                file.metadata().and_then(|m| m.modified()).ok(),
-            ),
-            Err(_) => (None, None),
+        let (dir, _, layer) = self.store_of(digest);
+        self.tree_info(dir, digest, layer)
+    }
+
+    fn tree_info(&self, dir: &Dir, digest: &str, layer: bool) -> Bundle {
+        let (marker, last_used) =
+            match super::fill::read_marker(dir, &Cache::marker_name(digest), digest) {
+                Ok((file, marker)) => (
+                    Some(marker),
+                    file.metadata().and_then(|m| m.modified()).ok(),
+                ),
+                Err(_) => (None, None),
+            };
+        let base = if layer {
+            &self.layers_path
+        } else {
+            &self.bundles_path
         };
         Bundle {
             digest: digest.to_owned(),
-            size: tree_size(&self.bundles, digest),
-            path: self.tree_path(digest),
+            size: tree_size(dir, digest),
+            path: base.join(digest),
             marker,
             last_used,
+            layer,
         }
     }
 
@@ -95,14 +137,22 @@ impl Cache {
         Ok(self
             .leftover_names()?
             .into_iter()
-            .map(|(name, digest)| (self.bundles_path.join(name), digest))
+            .map(|(name, digest)| {
+                let (_, base, _) = self.store_of(&digest);
+                (base.join(name), digest)
+            })
             .collect())
     }
 
-    /// [`Cache::leftovers`] by name in the bundles directory.
+    /// [`Cache::leftovers`] by name in the bundles and layers directories.
     fn leftover_names(&self) -> io::Result<Vec<(String, String)>> {
         let mut out = Vec::new();
-        for name in self.bundles.entries()? {
+        let names = self
+            .bundles
+            .entries()?
+            .into_iter()
+            .chain(self.layers.entries()?);
+        for name in names {
             let Some(name) = name.to_str() else { continue };
             let rest = name
                 .strip_prefix(".tmp-")
@@ -118,25 +168,26 @@ impl Cache {
     /// Removes the tree for `digest` with its marker, lock file and leftovers, unless another
     /// process is filling it.
     pub fn remove(&self, digest: &str) -> io::Result<Removal> {
-        let Some(lock) = Lock::acquire(&self.bundles, &Cache::lock_name(digest), false)? else {
+        let (dir, _, _) = self.store_of(digest);
+        let Some(lock) = Lock::acquire(dir, &Cache::lock_name(digest), false)? else {
             return Ok(Removal::Busy);
         };
-        let freed = tree_size(&self.bundles, digest);
-        match self.bundles.remove_file(&Cache::marker_name(digest)) {
+        let freed = tree_size(dir, digest);
+        match dir.remove_file(&Cache::marker_name(digest)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        if let Ok(st) = self.bundles.stat(digest) {
+        if let Ok(st) = dir.stat(digest) {
             if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                 let trash = format!(".trash-{digest}-{}", std::process::id());
-                self.bundles.rename(digest, &trash)?;
-                self.bundles.remove_all(&trash)?;
+                dir.rename(digest, &trash)?;
+                dir.remove_all(&trash)?;
             } else {
-                self.bundles.remove_file(digest)?;
+                dir.remove_file(digest)?;
             }
         }
-        self.remove_temps(digest);
+        super::fill::remove_temps(dir, digest);
         lock.remove()?;
         Ok(Removal::Removed(freed))
     }
@@ -144,16 +195,17 @@ impl Cache {
     /// Removes only the leftovers of interrupted fills and removals of `digest`, unless a fill
     /// is running now.
     pub fn remove_leftovers(&self, digest: &str) -> io::Result<Removal> {
-        let Some(_lock) = Lock::acquire(&self.bundles, &Cache::lock_name(digest), false)? else {
+        let (dir, _, _) = self.store_of(digest);
+        let Some(_lock) = Lock::acquire(dir, &Cache::lock_name(digest), false)? else {
             return Ok(Removal::Busy);
         };
         let freed = self
             .leftover_names()?
             .iter()
             .filter(|(_, d)| d == digest)
-            .map(|(name, _)| tree_size(&self.bundles, name))
+            .map(|(name, _)| tree_size(dir, name))
             .sum();
-        self.remove_temps(digest);
+        super::fill::remove_temps(dir, digest);
         Ok(Removal::Removed(freed))
     }
 
@@ -164,8 +216,8 @@ impl Cache {
             name: name.to_owned(),
             problem,
         };
-        let dir = self
-            .bundles
+        let (store, _, _) = self.store_of(digest);
+        let dir = store
             .open_dir(digest)
             .map_err(|e| damage("", format!("cannot be opened: {e}")))?;
         // The index holds 100-odd bytes per entry and at most 2^20 entries.

@@ -26,6 +26,7 @@
 //! for users.
 
 mod fill;
+mod layer;
 mod lock;
 mod manage;
 pub mod marker;
@@ -51,6 +52,8 @@ pub const ENV_CACHE_DIR: &str = "WRAPKIT_CACHE_DIR";
 /// The versioned directory holding the trees. A layout change gets a new name; old runtimes
 /// keep using their own.
 pub const BUNDLES_DIR: &str = "bundles-v1";
+/// The versioned directory holding the shared layer trees.
+pub const LAYERS_DIR: &str = "layers-v1";
 
 const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # This directory is a cache created by wrapkit (exec mode).\n\
@@ -138,6 +141,9 @@ pub struct Cache {
     bundles_path: PathBuf,
     /// `bundles-v1/`, opened once: every later operation is relative to it.
     bundles: Dir,
+    layers_path: PathBuf,
+    /// `layers-v1/`, the same way.
+    layers: Dir,
 }
 
 impl Cache {
@@ -151,22 +157,24 @@ impl Cache {
         if let Ok(mut tag) = root_dir.create_file("CACHEDIR.TAG", 0o644) {
             let _ = tag.write_all(CACHEDIR_TAG.as_bytes());
         }
-        let bundles_path = location.path.join(BUNDLES_DIR);
-        match root_dir.create_dir(BUNDLES_DIR, 0o700) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(source) => {
-                return Err(CacheError::Create {
-                    path: bundles_path,
-                    source,
-                });
+        let mut opened = Vec::with_capacity(2);
+        for name in [BUNDLES_DIR, LAYERS_DIR] {
+            let path = location.path.join(name);
+            match root_dir.create_dir(name, 0o700) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(source) => return Err(CacheError::Create { path, source }),
             }
+            opened.push((path::open_private(&root_dir, name, &path)?, path));
         }
-        let bundles = path::open_private(&root_dir, BUNDLES_DIR, &bundles_path)?;
+        let (layers, layers_path) = opened.pop().expect("two were opened");
+        let (bundles, bundles_path) = opened.pop().expect("two were opened");
         Ok(Cache {
             root: location.path.clone(),
             bundles_path,
             bundles,
+            layers_path,
+            layers,
         })
     }
 
@@ -181,10 +189,17 @@ impl Cache {
             _ => {}
         }
         let bundles = path::open_private(&root_dir, BUNDLES_DIR, &bundles_path)?;
+        // Caches filled before layers existed have no layers-v1: made here, empty, so that
+        // every command sees the same layout (a read-only cache simply has none to list).
+        let layers_path = location.path.join(LAYERS_DIR);
+        let _ = root_dir.create_dir(LAYERS_DIR, 0o700);
+        let layers = path::open_private(&root_dir, LAYERS_DIR, &layers_path)?;
         Ok(Some(Cache {
             root: location.path.clone(),
             bundles_path,
             bundles,
+            layers_path,
+            layers,
         }))
     }
 

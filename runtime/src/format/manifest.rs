@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::FormatError;
+use super::layer::Layer;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -29,6 +30,10 @@ pub struct Manifest {
     pub stub: StubInfo,
     /// What to run.
     pub run: Run,
+    /// Programs with their libraries, each materialised into a shared tree of its own
+    /// ([`super::layer`]); absent in Lua apps and plain exec apps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<Layer>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

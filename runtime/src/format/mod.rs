@@ -25,6 +25,7 @@
 
 pub mod elf;
 pub mod index;
+pub mod layer;
 pub mod limits;
 pub mod links;
 pub mod manifest;

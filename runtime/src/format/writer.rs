@@ -562,6 +562,7 @@ mod tests {
             packer: "test".into(),
             stub: super::super::manifest::StubInfo::of(&stub),
             run: super::super::manifest::Run::Lua { entry: "a".into() },
+            layers: Vec::new(),
         };
         Ok(w.finish(&manifest).map_err(|e| e.to_string())?.out)
     }
@@ -664,6 +665,7 @@ mod tests {
             packer: "test".into(),
             stub: crate::format::manifest::StubInfo::of(b""),
             run: crate::format::manifest::Run::Lua { entry: "f".into() },
+            layers: Vec::new(),
         };
         w.finish(&manifest).unwrap().out
     }
