@@ -307,6 +307,29 @@ pub struct PackArgs {
     #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
     pub exec: Vec<String>,
 
+    /// Bundle this program from the build machine, with the shared libraries it needs, and run
+    /// it (an ELF executable; dynamically linked ones get their closure, see `--libc`).
+    /// Replaces the config's `program`, `exec` or `entry`.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["entry", "exec"])]
+    pub program: Option<PathBuf>,
+
+    /// An argument for the `--program` (repeatable; `{root}` and `{exe}` are expanded at run
+    /// time). Replaces the config's `args`.
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+
+    /// A shared library the program loads with `dlopen` (an extension module, a plugin):
+    /// bundled beside its libraries, and its own needs followed (repeatable; added to the
+    /// config's `libraries`).
+    #[arg(long = "library", value_name = "PATH")]
+    pub libraries: Vec<PathBuf>,
+
+    /// Where a bundled program's glibc comes from: the target's (`host`), the packed file's
+    /// (`bundle`: runs in an empty chroot or on an older distribution), or the target's when it
+    /// is new enough, else the packed one (`auto`) [default: auto].
+    #[arg(long, value_enum)]
+    pub libc: Option<crate::config::LibcSetting>,
+
     /// Set an environment variable for the `exec` program (repeatable; added to the config's
     /// `env`).
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]

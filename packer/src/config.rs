@@ -12,6 +12,10 @@
 //! source-date-epoch = 0    # entry timestamps; the SOURCE_DATE_EPOCH variable wins over it
 //! exec = ["bin/app", "--data", "{root}/data"]  # run a bundled program instead of Lua
 //! env = { APP_HOME = "{root}" }                # extra environment for that program
+//! program = "/usr/bin/jq"  # or: bundle a program from this machine with its libraries
+//! args = ["-C"]            # that program's first arguments
+//! libraries = []           # dlopen'ed libraries it needs too (plugins, extension modules)
+//! libc = "auto"            # host | bundle | auto: where its glibc comes from
 //! allow = ["large"]        # no warning for these: dotenv, git, venv, cache, large
 //! ```
 //!
@@ -45,6 +49,14 @@ pub struct Config {
     pub exec: Option<Vec<String>>,
     /// Exec mode: environment variables for the program (values expand like `exec`).
     pub env: Option<BTreeMap<String, String>>,
+    /// A program on the build machine to bundle with its shared libraries and run.
+    pub program: Option<std::path::PathBuf>,
+    /// The program's first arguments.
+    pub args: Option<Vec<String>>,
+    /// `dlopen`ed libraries the program needs too.
+    pub libraries: Option<Vec<std::path::PathBuf>>,
+    /// Where a bundled program's glibc comes from.
+    pub libc: Option<LibcSetting>,
     /// What to pack without a warning: `dotenv`, `git`, `venv`, `cache`, `large`.
     pub allow: Option<Vec<crate::walk::NoticeKind>>,
 }
@@ -59,6 +71,29 @@ pub enum CompressionSetting {
     Store,
     /// Deflate everything.
     Deflate,
+}
+
+/// The `libc` key and `--libc` flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LibcSetting {
+    /// The target's glibc and loader; everything else is bundled.
+    Host,
+    /// glibc and its loader bundled too: runs in an empty chroot, on older distributions.
+    Bundle,
+    /// At the first start, the target's glibc if it is new enough, else the bundled one.
+    Auto,
+}
+
+impl From<LibcSetting> for wrapkit_runtime::format::layer::Libc {
+    fn from(l: LibcSetting) -> Self {
+        use wrapkit_runtime::format::layer::Libc;
+        match l {
+            LibcSetting::Host => Libc::Host,
+            LibcSetting::Bundle => Libc::Bundle,
+            LibcSetting::Auto => Libc::Auto,
+        }
+    }
 }
 
 impl From<CompressionSetting> for Compression {

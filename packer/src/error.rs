@@ -109,6 +109,12 @@ pub enum PackError {
     },
     #[error("{}: {count} library need(s) are met neither in the archive nor by glibc", path.display())]
     MissingLibraries { path: PathBuf, count: usize },
+    #[error("{}: cannot be packed as a program: {reason}", path.display())]
+    NotAProgram { path: PathBuf, reason: String },
+    #[error("cannot follow the libraries of {}: {reason}", path.display())]
+    Closure { path: PathBuf, reason: String },
+    #[error("{}: no library on this machine satisfies {}", path.display(), missing.join(", "))]
+    LibrariesNotFound { path: PathBuf, missing: Vec<String> },
     #[error("the {what} `{name}` is left out by the `include`/`exclude` patterns")]
     Excluded { what: &'static str, name: String },
     #[error("the entry script `{entry}` is a script for {language}, not Lua")]
@@ -165,6 +171,12 @@ impl PackError {
             }
             PackError::MissingLibraries { .. } => {
                 "the program runs only where the target happens to have them: bundle them (and point the program's RUNPATH at them with $ORIGIN), or link statically".into()
+            }
+            PackError::NotAProgram { .. } => {
+                "`--program` takes an ELF executable for this machine (for a script, pack its interpreter with `--program` and name the script with `--arg`)".into()
+            }
+            PackError::LibrariesNotFound { .. } => {
+                "install the package that provides them on the build machine, or point LD_LIBRARY_PATH at them for the pack (`wrapkit audit` lists every need)".into()
             }
             PackError::Excluded { .. } => {
                 "change `include`/`exclude` (or `--include`/`--exclude`) so it is packed; `.git`, `.hg`, `.svn` and `wrapkit.toml` are left out unless included by name".into()

@@ -4,6 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use wrapkit_runtime::format::layer::Libc;
 use wrapkit_runtime::format::writer::Compression;
 
 use crate::error::PackError;
@@ -35,6 +36,13 @@ pub struct PackOptions {
     pub progress: bool,
     /// Kinds of usually-mistaken content packed without a warning.
     pub allow: Vec<crate::walk::NoticeKind>,
+    /// `--program`: a program from the build machine to bundle and run (then `run` is an
+    /// `Exec` whose first element the recipe replaces with the program's archive path).
+    pub program: Option<PathBuf>,
+    /// `dlopen`ed libraries of the exec program.
+    pub libraries: Vec<PathBuf>,
+    /// Where a bundled program's glibc comes from.
+    pub libc: Libc,
 }
 
 /// The plan for `opts`: the app directory's entries, checked, and the run spec, checked
@@ -49,6 +57,7 @@ pub fn plan(opts: &PackOptions) -> Result<(Plan, Vec<String>), PackError> {
     if input.is_file() {
         // `wrapkit pack script.lua`: an app of one file.
         crate::recipe::app::add_file(&mut plan, &input)?;
+        bundle_program(&mut plan, opts)?;
         let dir = input.parent().unwrap_or(&input).to_path_buf();
         let warnings = plan.check_run(&dir)?;
         return Ok((plan, warnings));
@@ -60,6 +69,7 @@ pub fn plan(opts: &PackOptions) -> Result<(Plan, Vec<String>), PackError> {
     }
     let filter = Filter::new(&opts.include, &opts.exclude)?;
     let notices = crate::recipe::app::add(&mut plan, &input, &filter, opts.follow_symlinks)?;
+    bundle_program(&mut plan, opts)?;
     let mut warnings: Vec<String> = notices
         .iter()
         .filter(|n| !opts.allow.contains(&n.kind))
@@ -67,6 +77,65 @@ pub fn plan(opts: &PackOptions) -> Result<(Plan, Vec<String>), PackError> {
         .collect();
     warnings.extend(plan.check_run(&input)?);
     Ok((plan, warnings))
+}
+
+/// The program recipe, where it applies: `--program`, or an `exec` program in the app that is
+/// dynamically linked against libraries the app does not hold (which would otherwise run only
+/// where the target happens to have them). The program moves into its layer; a symlink at its
+/// place in the app keeps `{root}/bin/tool` working.
+fn bundle_program(plan: &mut Plan, opts: &PackOptions) -> Result<(), PackError> {
+    use crate::recipe::program::{self, Program};
+    let RunSpec::Exec { argv, env } = plan.run.clone() else {
+        return Ok(());
+    };
+    if argv.is_empty() {
+        return Ok(()); // Plan::check_run says what is wrong.
+    }
+    if let Some(path) = &opts.program {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| PackError::NonUtf8Name { path: path.clone() })?
+            .to_owned();
+        let bin = program::add(
+            plan,
+            &Program {
+                path,
+                name: &name,
+                libraries: &opts.libraries,
+                libc: opts.libc,
+            },
+        )?;
+        let mut argv = argv;
+        argv[0] = bin;
+        plan.run = RunSpec::Exec { argv, env };
+        return Ok(());
+    }
+    let Some(in_app) = plan.needs_closure(&argv[0])? else {
+        return Ok(());
+    };
+    let (name, disk) = in_app;
+    let file = name.rsplit('/').next().unwrap_or(&name).to_owned();
+    let bin = match program::add(
+        plan,
+        &Program {
+            path: &disk,
+            name: &file,
+            libraries: &opts.libraries,
+            libc: opts.libc,
+        },
+    ) {
+        Ok(bin) => bin,
+        // Not on this machine either: pack it as it is, and `check_run` warns that it will
+        // need them from the target.
+        Err(PackError::LibrariesNotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    plan.replace_with_link(&name, &bin)?;
+    let mut argv = argv;
+    argv[0] = bin;
+    plan.run = RunSpec::Exec { argv, env };
+    Ok(())
 }
 
 /// Plans and writes; returns what was written and the plan's warnings.

@@ -16,6 +16,7 @@ use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use wrapkit_runtime::format::layer::Layer;
 use wrapkit_runtime::format::limits::{LIMITS, Tally};
 use wrapkit_runtime::format::links::{Node, Resolved, Resolver};
 use wrapkit_runtime::format::manifest::Run;
@@ -91,6 +92,9 @@ pub struct Plan {
     /// Paths the recipes' filters left out (a directory stands for all it holds), so that an
     /// entry script or program among them is reported as excluded, not as missing.
     pub excluded: Vec<String>,
+    /// Programs with their libraries under their own prefixes, each materialised as a shared
+    /// tree at run time (`wrapkit_runtime::format::layer`); filled by the program recipes.
+    pub layers: Vec<Layer>,
 }
 
 impl Plan {
@@ -103,6 +107,7 @@ impl Plan {
             keys: HashMap::new(),
             tally: Tally::default(),
             excluded: Vec::new(),
+            layers: Vec::new(),
         }
     }
 
@@ -236,11 +241,67 @@ impl Plan {
         hit.then_some(PackError::Excluded { what, name })
     }
 
+    /// The exec program `program`'s name and file, when it is a dynamically linked ELF file
+    /// from disk whose libraries the plan does not hold: the program recipe should bundle it.
+    pub fn needs_closure(&self, program: &str) -> Result<Option<(String, PathBuf)>, PackError> {
+        let Some(e) = self.resolve(program) else {
+            return Ok(None);
+        };
+        let Source::Disk(path) = &e.source else {
+            return Ok(None);
+        };
+        if self.layers.iter().any(|l| l.holds(&e.name)) {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(path).map_err(|source| PackError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let Ok(Some(elf)) = crate::elf::ElfFile::parse(&bytes) else {
+            return Ok(None);
+        };
+        if elf.interp.is_none() {
+            return Ok(None);
+        }
+        let audited = crate::elf::audit::audit_elf(&e.name, &elf, |candidate| {
+            self.resolve(candidate)
+                .filter(|f| f.kind == EntryKind::File)
+                .map(|f| f.name.clone())
+        });
+        let missing = audited
+            .needs
+            .iter()
+            .any(|n| n.met == crate::elf::audit::Met::Missing);
+        Ok(missing.then(|| (e.name.clone(), path.clone())))
+    }
+
+    /// Replaces the entry `name` with a relative symlink to the archive path `target`.
+    pub fn replace_with_link(&mut self, name: &str, target: &str) -> Result<(), PackError> {
+        let depth = name.matches('/').count();
+        let relative = format!("{}{target}", "../".repeat(depth));
+        let entry = self
+            .entries
+            .get_mut(name)
+            .ok_or_else(|| PackError::BadExec {
+                reason: format!("`{name}` is not in the app"),
+            })?;
+        entry.kind = EntryKind::Symlink;
+        entry.mode = 0o777;
+        entry.size = relative.len() as u64;
+        entry.target = Some(relative);
+        entry.source = Source::None;
+        Ok(())
+    }
+
     /// What the exec program `program` will need from the target machine.
     fn host_dependencies(&self, program: &str) -> Result<Vec<String>, PackError> {
         let Some(e) = self.resolve(program) else {
             return Ok(Vec::new());
         };
+        // A layer's program finds its libraries through the paths the runtime writes into it.
+        if self.layers.iter().any(|l| l.holds(&e.name)) {
+            return Ok(Vec::new());
+        }
         let bytes = match &e.source {
             Source::Disk(path) => std::fs::read(path).map_err(|source| PackError::Read {
                 path: path.clone(),

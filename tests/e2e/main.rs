@@ -18,5 +18,6 @@ mod local_attack;
 mod lua;
 mod pack;
 mod payload;
+mod program;
 mod selfcare;
 mod snapshots;

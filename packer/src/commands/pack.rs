@@ -135,13 +135,37 @@ fn merge(args: PackArgs, config: Config) -> Result<PackOptions, PackError> {
     let mut env = config.env.unwrap_or_default();
     let flag_env = !args.env.is_empty();
     env.extend(args.env);
-    let run = match (args.entry, args.exec.is_empty()) {
-        (Some(entry), _) => RunSpec::Lua { entry },
-        (None, false) => RunSpec::Exec {
+    // A flag replaces whatever wrapkit.toml says should run; the file itself names one thing.
+    let program = args.program.clone().or_else(|| {
+        (args.entry.is_none() && args.exec.is_empty())
+            .then(|| config.program.clone())
+            .flatten()
+    });
+    let run = match (args.entry, args.exec.is_empty(), &program) {
+        (Some(entry), _, _) => RunSpec::Lua { entry },
+        (None, false, _) => RunSpec::Exec {
             argv: args.exec,
             env: env.clone(),
         },
-        (None, true) => match (config.entry, config.exec) {
+        (None, true, Some(_)) => {
+            if args.program.is_none() && (config.entry.is_some() || config.exec.is_some()) {
+                return Err(PackError::RunConflict {
+                    reason: "wrapkit.toml sets `program` and also `exec` or `entry`; choose one"
+                        .into(),
+                });
+            }
+            let args = if args.args.is_empty() {
+                config.args.clone().unwrap_or_default()
+            } else {
+                args.args
+            };
+            // The recipe puts the program's archive path first.
+            RunSpec::Exec {
+                argv: std::iter::once(String::new()).chain(args).collect(),
+                env: env.clone(),
+            }
+        }
+        (None, true, None) => match (config.entry, config.exec) {
             (Some(entry), Some(_)) => {
                 return Err(PackError::RunConflict {
                     reason: format!(
@@ -207,5 +231,16 @@ fn merge(args: PackArgs, config: Config) -> Result<PackOptions, PackError> {
             .collect(),
         mtime: config.source_date_epoch.unwrap_or(DEFAULT_MTIME),
         progress: true,
+        program,
+        libraries: config
+            .libraries
+            .unwrap_or_default()
+            .into_iter()
+            .chain(args.libraries)
+            .collect(),
+        libc: args
+            .libc
+            .or(config.libc)
+            .map_or(wrapkit_runtime::format::layer::Libc::Auto, Into::into),
     })
 }

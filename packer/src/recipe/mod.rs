@@ -5,3 +5,4 @@
 //! beside it as `recipe/python.rs`, `recipe/node.rs`, `recipe/tcl.rs` and `recipe/program.rs`.
 
 pub mod app;
+pub mod program;
