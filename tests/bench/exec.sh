@@ -4,6 +4,9 @@
 #   warm   warm start of a packed static program vs running the same program directly from its
 #          materialised tree (target: ratio <= 1.05), for a 3-file and a 2,000-file payload
 #   rss    peak RSS of the same two (target: within 1 MiB of the direct run)
+#   layers warm start of a dynamically linked program bundled with --program (its libraries in a
+#          layer, --libc host and bundle), 3 and 2,000 files, vs the program run directly from
+#          its layer; and the patched program vs the launcher way (ld.so --library-path)
 #   cold   first start (empty cache) of a 50 MB / 2,000-file payload vs `unzip -q` of the same
 #          archive into an empty directory (target: <= 0.5x), on disk and, as root, on tmpfs
 #
@@ -12,7 +15,7 @@
 # tests/bench/out/exec-summary.md); progress on stderr.
 #
 # Needs: hyperfine, cc (static glibc: libc6-dev), unzip, python3, GNU time (/usr/bin/time).
-# usage: tests/bench/exec.sh [--quick] [--no-build] [warm] [rss] [cold]
+# usage: tests/bench/exec.sh [--quick] [--no-build] [warm] [rss] [layers] [cold]
 
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,12 +26,12 @@ for a in "$@"; do
   case $a in
     --quick) quick=1 ;;
     --no-build) build=0 ;;
-    warm | rss | cold) sections+=("$a") ;;
+    warm | rss | layers | cold) sections+=("$a") ;;
     -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "exec.sh: unknown argument $a" >&2; exit 2 ;;
   esac
 done
-[ ${#sections[@]} -gt 0 ] || sections=(warm rss cold)
+[ ${#sections[@]} -gt 0 ] || sections=(warm rss layers cold)
 for tool in hyperfine cc unzip python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "exec.sh: error: $tool is missing" >&2; exit 1; }
 done
@@ -61,6 +64,10 @@ cat >"$work/true.c" <<'EOF'
 int main(void) { return 0; }
 EOF
 cc -static -O2 -s -o "$work/true" "$work/true.c"
+# The same, dynamically linked (libc only), and one needing a library that is not glibc.
+cc -O2 -s -o "$work/truedyn" "$work/true.c"
+printf '#include <zlib.h>\nint main(void) { return zlibVersion()[0] == 0; }\n' >"$work/truez.c"
+cc -O2 -s -o "$work/truez" "$work/truez.c" -lz
 
 make_app() { # dir files total_bytes
   local dir=$1 files=$2 total=$3
@@ -205,6 +212,45 @@ for s in "${sections[@]}"; do
       out "| direct \`python3 -c pass\` | $dpy KiB | |"
       out "| packed \`python3 -c pass\`, warm | $ppy KiB | +$((ppy - dpy)) KiB |"
     fi
+    out ""
+    ;;
+  layers)
+    note "layers"
+    out "### A dynamically linked program with its libraries (\`--program\`)"
+    out ""
+    out "\`truez\` (\`int main\` calling \`zlibVersion()\`, linked against libz) packed with"
+    out "\`--program\`: the layer holds it with libz (and, in \`bundle\` mode, glibc and its loader);"
+    out "its PT_INTERP and DT_RPATH slots hold the layer's absolute paths. The anchor runs the same"
+    out "patched file straight from its layer. The 2,000-file app adds 1 KiB data files (40"
+    out "directories) to the bundle: the warm check \`stat\`s directories, not files."
+    out ""
+    layer_of() { # packed exe -> its layer's tree (the one layer)
+      local d
+      for d in "$WRAPKIT_CACHE_DIR"/layers-v1/*/; do
+        [ -d "$d" ] || continue
+        grep -q "^libc $2\$" "${d%/}.ok" && [ -e "$d/bin/truez" ] && { echo "${d%/}"; return; }
+      done
+    }
+    for libc in host bundle; do
+      for files in 3 2000; do
+        make_app "$work/dyn$libc$files" $((files - 1)) $((files * 1024))
+        rm -f "$work/dyn$libc$files/wrapkit.toml" "$work/dyn$libc$files/bin/true"
+        "$wrapkit" pack "$work/dyn$libc$files" --program "$work/truez" --libc $libc -o "$work/dyn$libc$files.packed" -q
+        "$work/dyn$libc$files.packed"
+      done
+      l=$(layer_of x $libc)
+      out "\`--libc $libc\`:"
+      out ""
+      race "layer$libc" $rounds $runs "direct=$l/bin/truez" "packed-3=$work/dyn${libc}3.packed" "packed-2000=$work/dyn${libc}2000.packed" | tee -a "$summary"
+      out ""
+    done
+    l=$(layer_of x bundle)
+    out "The two ways to run a bundled program on a bundled glibc, side by side: the patched file"
+    out "run directly (what wrapkit does: honest \`/proc/self/exe\`) against the unpatched original run"
+    out "through the bundled loader with \`--library-path\` (what a launcher would exec; it makes"
+    out "\`/proc/self/exe\` the loader, and a launcher adds one more \`execve\` on top):"
+    out ""
+    race "launcher" $rounds $runs "patched=$l/bin/truez" "ld.so=$l/glibc/ld-linux-x86-64.so.2 --library-path $l/lib:$l/glibc $work/truez" | tee -a "$summary"
     out ""
     ;;
   cold)
