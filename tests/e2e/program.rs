@@ -160,6 +160,16 @@ fn host_libc_runs_with_the_build_hosts_libraries_hidden_and_reexecutes_itself() 
     }
     let f = fixture();
     let packed = pack_prog("host");
+    // audit sees the layer as the runtime will run it: every need met, no build-host path.
+    let audit = Run::of(wrapkit().arg("audit").arg(&packed.exe)).ok();
+    for line in [
+        "  libouter.so              bundled  .layers/prog/lib/libouter.so",
+        "  libgreet.so              bundled  .layers/prog/lib/libgreet.so",
+        "  libz.so.1                bundled  .layers/prog/lib/libz.so.1",
+    ] {
+        assert!(audit.contains(line), "{line} in:\n{audit}");
+    }
+    assert!(!audit.contains("search path"), "{audit}");
     let cache = CacheDir::new();
     assert_eq!(hidden(&cache, &packed, &[], false).ok(), f.expected);
     let child = format!("child: {}", f.expected);

@@ -13,8 +13,13 @@ use crate::inspect;
 pub(crate) fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let opened = inspect::open(&args.app)?;
     let validated = opened.validate()?;
-    let report =
-        audit::audit(&opened.archive, &validated.entries).map_err(|s| opened.packed_error(s))?;
+    let layers = opened
+        .archive
+        .manifest()
+        .map_err(|s| opened.packed_error(s))?
+        .layers;
+    let report = audit::audit(&opened.archive, &validated.entries, &layers)
+        .map_err(|s| opened.packed_error(s))?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;

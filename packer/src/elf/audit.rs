@@ -9,6 +9,7 @@ use serde::Serialize;
 use wrapkit_runtime::archive::Archive;
 use wrapkit_runtime::format::EntryKind;
 use wrapkit_runtime::format::index::Entry;
+use wrapkit_runtime::format::layer::Layer;
 use wrapkit_runtime::format::path;
 
 use super::{ElfFile, expand_dst, glibc};
@@ -56,10 +57,14 @@ pub struct Report {
     pub missing: usize,
 }
 
-/// Audits every ELF file among `entries` (a validated archive's).
+/// Audits every ELF file among `entries` (a validated archive's). A file in one of `layers` is
+/// judged as the runtime will run it: its layer's `lib` (and `glibc`) directories come first,
+/// by the `DT_RPATH` the layer's program gets at fill time, which its libraries inherit; the
+/// program's own slot is not a build-host path.
 pub fn audit(
     archive: &Archive<'_>,
     entries: &[Entry<'_>],
+    layers: &[Layer],
 ) -> Result<Report, wrapkit_runtime::format::FormatError> {
     let mut files = Vec::new();
     let mut floor: Option<glibc::Version> = None;
@@ -71,12 +76,38 @@ pub fn audit(
         let Ok(Some(elf)) = ElfFile::parse(&contents) else {
             continue;
         };
-        floor = floor.max(elf.glibc_floor);
+        // A layer's own glibc (and what comes with it) does not raise what the target needs.
+        let with_glibc = layers
+            .iter()
+            .any(|l| e.name.starts_with(&format!("{}/glibc/", l.prefix)));
+        if !with_glibc {
+            floor = floor.max(elf.glibc_floor);
+        }
         let resolve = |candidate: &str| match archive.resolve(candidate) {
             Ok(Some(e)) if e.kind == EntryKind::File => Some(e.name.to_owned()),
             _ => None,
         };
-        files.push(audit_elf(e.name, &elf, resolve));
+        let mut audited = audit_elf(e.name, &elf, resolve);
+        if let Some(layer) = layers.iter().find(|l| l.relative(e.name).is_some()) {
+            let dirs = [
+                format!("{}/lib", layer.prefix),
+                format!("{}/glibc", layer.prefix),
+            ];
+            for need in audited.needs.iter_mut().filter(|n| n.met == Met::Missing) {
+                if let Some(found) = dirs
+                    .iter()
+                    .find_map(|d| resolve(&format!("{d}/{}", need.name)))
+                {
+                    need.met = Met::Bundled;
+                    need.path = Some(found);
+                }
+            }
+            let rel = layer.relative(e.name).unwrap_or_default();
+            if layer.patches.iter().any(|p| p.path == rel) {
+                audited.absolute_search_paths.clear();
+            }
+        }
+        files.push(audited);
     }
     let missing = files
         .iter()

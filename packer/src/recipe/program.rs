@@ -135,8 +135,11 @@ pub fn add(plan: &mut Plan, program: &Program<'_>) -> Result<String, PackError> 
             &loader,
         )?;
         // glibc dlopens it for pthread_cancel and unwinding; it is not a DT_NEEDED anywhere.
-        let gcc_s = format!("{prefix}/lib/libgcc_s.so.1");
+        // Beside glibc, not in lib/: it is built against this glibc and must not be used
+        // with an older one of the target's.
+        let gcc_s = format!("{prefix}/glibc/libgcc_s.so.1");
         if plan.get(&gcc_s).is_none()
+            && plan.get(&format!("{prefix}/lib/libgcc_s.so.1")).is_none()
             && let Some(path) = search.cache.get("libgcc_s.so.1")
         {
             let path = path.clone();
@@ -165,7 +168,15 @@ pub fn add(plan: &mut Plan, program: &Program<'_>) -> Result<String, PackError> 
             bundle: "{layer}/lib:{layer}/glibc".into(),
         },
     ];
-    layer.glibc = found.glibc_floor().map(|v| format!("{}.{}", v.0, v.1));
+    // What the target's glibc must provide: glibc's own files do not count (they come with
+    // each other, from the target or from the layer).
+    layer.glibc = found
+        .objects
+        .iter()
+        .filter(|o| !o.is_glibc())
+        .filter_map(|o| o.elf.glibc_floor)
+        .max()
+        .map(|v| format!("{}.{}", v.0, v.1));
     plan.add(file(&bin, 0o755, Source::Generated(reserved.bytes)))?;
     finish(plan, layer, bin)
 }
