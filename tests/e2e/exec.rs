@@ -20,7 +20,7 @@ pub const NOT_FOUND: i32 = 127;
 
 /// A small static program whose behaviour the tests choose with its first argument:
 /// `env` prints its pid, argv and the wrapkit variables; `cat FILE` prints a file;
-/// `exit N` exits N; `trap` waits for TERM/INT/HUP and exits 100+N; `pause` waits with the
+/// `write FILE` creates or truncates one; `exit N` exits N; `trap` waits for TERM/INT/HUP and exits 100+N; `pause` waits with the
 /// default dispositions (so a signal kills it).
 const PROBE_C: &str = r#"
 #include <signal.h>
@@ -44,6 +44,10 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(mode, "exit") && argc > 2) return atoi(argv[2]);
+  if (!strcmp(mode, "write") && argc > 2) {
+    FILE *f = fopen(argv[2], "w"); if (!f) { perror(argv[2]); return 4; }
+    fputs("written\n", f); fclose(f); return 0;
+  }
   if (!strcmp(mode, "trap")) {
     signal(SIGTERM, on_signal); signal(SIGINT, on_signal); signal(SIGHUP, on_signal);
     printf("ready\n"); fflush(stdout);

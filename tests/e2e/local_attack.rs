@@ -446,3 +446,38 @@ fn pack_refuses_to_replace_a_device_fifo_or_directory() {
     fs::write(&file, "old").unwrap();
     assert_eq!(app.pack_to(&file, &[]).code, Some(0));
 }
+
+#[test]
+fn a_program_run_from_the_cache_cannot_change_its_tree() {
+    if !require_root("running as another user") {
+        return;
+    }
+    let packed = probe_app("data\n", PROBE_TOML).pack(&[]);
+    let (_d, app) = install(&packed.exe, 0o755);
+    let (_o, mine) = attacker_dir();
+    let cache = mine.join("c");
+    let run = |args: &[&str]| {
+        Run::of(
+            as_nobody(&app)
+                .args(args)
+                .env("WRAPKIT_CACHE_DIR", &cache)
+                .env("WRAPKIT_DEBUG", "1"),
+        )
+    };
+    let root = crate::exec::field(&run(&["env"]).ok(), "WRAPKIT_ROOT").to_owned();
+    // Neither a file it holds nor a new one (Python's `__pycache__`) can be written.
+    for target in [format!("{root}/data.txt"), format!("{root}/new.pyc")] {
+        let out = run(&["write", &target]);
+        assert_eq!(out.code, Some(4), "{target} was written: {out:?}");
+        assert!(out.stderr.contains("Permission denied"), "{out:?}");
+    }
+    assert_eq!(
+        fs::read_to_string(format!("{root}/data.txt")).unwrap(),
+        "data\n"
+    );
+    // So every later start is warm: nothing to repair.
+    for _ in 0..3 {
+        let err = run(&["exit", "0"]).ok_stderr();
+        assert!(err.contains("warm start"), "{err}");
+    }
+}
