@@ -62,6 +62,10 @@ fn cc(dir: &Path, args: &[&str]) {
 /// A build directory holding `prog` (PIE or not), `libouter.so` and `libinner.so`; `prog`
 /// needs libouter and libz, libouter needs libinner; nothing has a RUNPATH.
 fn build(pie: bool) -> tempfile::TempDir {
+    build_with(pie, &[])
+}
+
+fn build_with(pie: bool, extra: &[&str]) -> tempfile::TempDir {
     let build = tempfile::tempdir().unwrap();
     let b = build.path();
     fs::write(b.join("inner.c"), "int inner(void) { return 40; }\n").unwrap();
@@ -97,7 +101,11 @@ fn build(pie: bool) -> tempfile::TempDir {
             "-lz",
             // Where the linker finds libouter's needs; nothing of it lands in the program.
             "-Wl,-rpath-link,.",
-        ],
+        ]
+        .iter()
+        .chain(extra)
+        .copied()
+        .collect::<Vec<_>>(),
     );
     build
 }
@@ -199,9 +207,10 @@ fn a_filled_rpath_finds_bundled_libraries_and_their_needs_pie_and_not() {
         assert_eq!(from_b.stdout.replace("/b/prog", "/a/prog"), from_a.stdout);
         assert_eq!(from_b.code, Some(0), "{}", from_b.stderr);
         assert!(from_a.stdout.contains("from /"), "{}", from_a.stdout);
+        // Run from the libraries' directory: the empty DT_RPATH is no path at all, not `.`.
         let (bare_a, bare_b) = (
-            run_env_clear(&mut Command::new(&a)),
-            run_env_clear(&mut Command::new(&b)),
+            run_env_clear(Command::new(&a).current_dir(build.path())),
+            run_env_clear(Command::new(&b).current_dir(build.path())),
         );
         assert_eq!((bare_a.code, bare_b.code), (Some(127), Some(127)));
         assert_eq!(bare_b.stderr.replace("/b/prog", "/a/prog"), bare_a.stderr);
@@ -275,6 +284,48 @@ fn a_filled_rpath_finds_bundled_libraries_and_their_needs_pie_and_not() {
             );
         }
     }
+}
+
+#[test]
+fn an_original_runpath_prefills_the_rpath_slot_and_is_inherited_now() {
+    let build = build_with(true, &["-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib"]);
+    let original = ElfFile::parse(&fs::read(build.path().join("prog")).unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(original.runpath, ["$ORIGIN/../lib"]);
+    let (original_bytes, reserved) = reserved(build.path());
+    let elf = ElfFile::parse(&reserved.bytes).unwrap().unwrap();
+    assert_eq!(
+        (elf.rpath.as_slice(), elf.runpath.len()),
+        (&original.runpath[..], 0)
+    );
+
+    let scratch = tempfile::tempdir().unwrap();
+    for lib in ["libouter.so", "libinner.so"] {
+        fs::create_dir_all(scratch.path().join("lib")).unwrap();
+        fs::copy(build.path().join(lib), scratch.path().join("lib").join(lib)).unwrap();
+    }
+    let (a, b) = (scratch.path().join("bin/a"), scratch.path().join("bin/b"));
+    write_exe(&a, &original_bytes);
+    write_exe(&b, &reserved.bytes);
+    // The one difference, on purpose: a DT_RUNPATH is not inherited, so the original does not
+    // find libouter's own need; the DT_RPATH that replaced it is, so the reserved program does.
+    let as_built = run_env_clear(&mut Command::new(&a));
+    assert_eq!(as_built.code, Some(127));
+    assert!(
+        as_built.stderr.contains("libinner.so: cannot open"),
+        "{}",
+        as_built.stderr
+    );
+    let out = run_env_clear(&mut Command::new(&b)).ok();
+    let origin = scratch.path().join("bin/../lib");
+    assert!(
+        out.starts_with(&format!(
+            "first: outer 42 from {}/libouter.so, zlib",
+            origin.display()
+        )),
+        "{out}"
+    );
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //!   `DT_RUNPATH`, `PT_INTERP`, `DT_SONAME` and the `GLIBC_x.y` versions its symbols need;
 //! - [`closure`] walks the needs of a program and its libraries on the build host, in the
 //!   loader's order (`ld.so(8)`), reading `/etc/ld.so.cache` ([`ldcache`]);
-//! - [`glibc`] knows which libraries belong to glibc itself, and compares versions.
+//! - [`glibc`] knows which libraries belong to glibc itself, and compares versions;
+//! - [`patch`] is the one writer: it gives a program fixed-size slots for an absolute
+//!   `PT_INTERP` and `DT_RPATH` that the runtime fills in.
 //!
 //! `dlopen`ed libraries cannot be seen this way (glibc's own NSS and gconv modules, plugins,
 //! `ctypes`): they must be named by the user.

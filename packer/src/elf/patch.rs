@@ -39,8 +39,11 @@
 //! On purpose: the executable's `DT_RPATH` is searched for the needs of every library it loads
 //! that has no `DT_RUNPATH` of its own (a `DT_RUNPATH` is never inherited), and before
 //! `LD_LIBRARY_PATH`, so a user's environment cannot swap a bundled library. An original
-//! `DT_RUNPATH` is replaced by the `DT_RPATH` (its string pre-fills the slot), which changes that
-//! order for the unfilled program; glibc ignores every `DT_RPATH` for the needs of an object
+//! `DT_RUNPATH` is replaced by the `DT_RPATH` (its string pre-fills the slot), so the unfilled
+//! program differs from the original in exactly that: its path now comes before
+//! `LD_LIBRARY_PATH` and is inherited by libraries without a `DT_RUNPATH` (a need the original
+//! could not find may now be found; tested). An empty `DT_RPATH` (the unfilled slot of a
+//! program that had none) is no path at all for glibc, not the current directory. glibc ignores every `DT_RPATH` for the needs of an object
 //! that has a `DT_RUNPATH`, so a bundled library with one must find its own needs itself
 //! (`$ORIGIN` works for libraries: it comes from the path they were loaded from, not `/proc`).
 //!
@@ -166,7 +169,8 @@ pub enum PatchError {
 }
 
 /// Gives `elf` an interpreter slot and a `DT_RPATH` slot of `capacity` bytes each (1024 holds any
-/// sensible cache path). The output runs exactly like the input until a slot is filled.
+/// sensible cache path). The output runs like the input until a slot is filled (but for an
+/// original `DT_RUNPATH`, which becomes a `DT_RPATH`: see the module documentation).
 pub fn reserve(elf: &[u8], capacity: u32) -> Result<Reserved, PatchError> {
     if capacity == 0 || capacity > MAX_CAPACITY {
         return Err(PatchError::Capacity { capacity });
@@ -694,7 +698,24 @@ mod tests {
                 let _ = reserve(&bad, 1024);
             }
         }
-        let phdrs = Elf::parse(&ls).unwrap().program_headers;
+        // Every byte of the dynamic array and the section headers, corrupted.
+        let parsed = Elf::parse(&ls).unwrap();
+        let dynamic = parsed
+            .program_headers
+            .iter()
+            .find(|p| p.p_type == PT_DYNAMIC)
+            .unwrap();
+        let dynamic = dynamic.p_offset as usize..(dynamic.p_offset + dynamic.p_filesz) as usize;
+        let shoff = parsed.header.e_shoff as usize;
+        let sections = shoff..shoff + usize::from(parsed.header.e_shnum) * SHDR_SIZE;
+        for at in dynamic.chain(sections) {
+            for value in [0u8, 0xff] {
+                let mut bad = ls.clone();
+                bad[at] = value;
+                let _ = reserve(&bad, 1024);
+            }
+        }
+        let phdrs = parsed.program_headers;
         let phdr_type = |i: usize| 64 + i * PHDR_SIZE;
         // No PT_NOTE: every note turned into PT_NULL.
         let mut no_note = ls.clone();
