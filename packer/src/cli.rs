@@ -167,8 +167,8 @@ pub struct ManArgs {
 
 #[derive(Debug, Args)]
 pub struct CacheArgs {
-    /// The cache directory [default: $WRAPKIT_CACHE_DIR, $XDG_CACHE_HOME/wrapkit or
-    /// ~/.cache/wrapkit].
+    /// The cache directory [default: $WRAPKIT_CACHE_DIR, $CACHE_DIRECTORY/wrapkit,
+    /// $XDG_CACHE_HOME/wrapkit or ~/.cache/wrapkit].
     #[arg(long, value_name = "DIR", global = true)]
     pub cache_dir: Option<PathBuf>,
 
