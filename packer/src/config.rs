@@ -13,6 +13,10 @@
 //! exec = ["bin/app", "--data", "{root}/data"]  # run a bundled program instead of Lua
 //! env = { APP_HOME = "{root}" }                # extra environment for that program
 //! allow = ["large"]        # no warning for these: dotenv, git, venv, cache, large
+//!
+//! [deploy]                 # read by `wrapkit deploy systemd --config`, not packed
+//! user = "report"          # or dynamic-user = true
+//! network = "none"         # none | inet
 //! ```
 //!
 //! Unknown keys are an error, so a typo does not silently do nothing.
@@ -47,6 +51,9 @@ pub struct Config {
     pub env: Option<BTreeMap<String, String>>,
     /// What to pack without a warning: `dotenv`, `git`, `venv`, `cache`, `large`.
     pub allow: Option<Vec<crate::walk::NoticeKind>>,
+    /// How `wrapkit deploy` installs the packed file (docs/deploy.md). Checked here, used there:
+    /// it does not reach the manifest.
+    pub deploy: Option<crate::deploy::DeployConfig>,
 }
 
 /// The `compression` key and `--compression` flag.
