@@ -62,6 +62,10 @@ pub enum DeployError {
     Path { what: &'static str, value: String },
     #[error("{what} `{value}` holds a control character (a newline would start another directive)")]
     Control { what: &'static str, value: String },
+    #[error(
+        "{what} `{value}` holds a backslash (at the end of a unit line it would join the next one)"
+    )]
+    Backslash { what: &'static str, value: String },
     #[error("environment variable name `{name}` is not a shell name ([A-Za-z_][A-Za-z0-9_]*)")]
     EnvName { name: String },
 }
@@ -74,7 +78,9 @@ impl DeployError {
                 "choose another with --name (unit, user and directory names: lowercase letters, digits, `_` and `-`, at most 31 characters, not starting with a digit or `-`)"
             }
             DeployError::Path { .. } => "give an absolute path such as /usr/bin/NAME",
-            DeployError::Control { .. } | DeployError::EnvName { .. } => {
+            DeployError::Control { .. }
+            | DeployError::Backslash { .. }
+            | DeployError::EnvName { .. } => {
                 "remove the character, or set the value in a drop-in the service reads"
             }
         }
@@ -120,8 +126,19 @@ impl Service {
         for a in &spec.args {
             check_text("argument", a)?;
         }
-        check_text("app name", &spec.app_name)?;
-        check_text("app version", &spec.app_version)?;
+        // Unquoted in `Description=` and the comment: no control character, no backslash.
+        for (what, value) in [
+            ("app name", &spec.app_name),
+            ("app version", &spec.app_version),
+        ] {
+            check_text(what, value)?;
+            if value.contains('\\') {
+                return Err(DeployError::Backslash {
+                    what,
+                    value: value.clone(),
+                });
+            }
+        }
 
         let mut files = vec![(format!("{}.service", spec.name), unit(spec))];
         if let User::Named(user) = &spec.user {
@@ -390,6 +407,12 @@ mod tests {
         let mut s = spec();
         s.app_name = "x\n[Service]".into();
         assert!(matches!(Service::new(&s), Err(DeployError::Control { .. })));
+        let mut s = spec();
+        s.app_version = "1.0\\".into();
+        assert!(matches!(
+            Service::new(&s),
+            Err(DeployError::Backslash { .. })
+        ));
         let mut s = spec();
         s.environment.insert("A B".into(), "1".into());
         assert!(matches!(Service::new(&s), Err(DeployError::EnvName { .. })));
