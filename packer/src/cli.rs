@@ -118,6 +118,8 @@ pub enum Command {
     /// Say what each program and library in a packed executable needs, where each need is met
     /// (bundled, glibc, missing), and which glibc the target must have.
     Audit(AuditArgs),
+    /// Write the files that install a packed executable as a service (systemd).
+    Deploy(DeployArgs),
     /// Write a small working app with a commented wrapkit.toml into DIR (new or empty).
     Init(InitArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -130,6 +132,81 @@ pub enum Command {
     /// Read it with `wrapkit man pack | man -l -`, or install it: `wrapkit man > wrapkit.1`,
     /// `wrapkit man pack > wrapkit-pack.1`, and so on for each command.
     Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(subcommand)]
+    pub target: DeployTarget,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeployTarget {
+    /// Write NAME.service, hardened, and for a named user sysusers.d/NAME.conf (and for
+    /// --empty-root tmpfiles.d/NAME.conf) into DIR.
+    Systemd(Box<SystemdArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct SystemdArgs {
+    /// The packed executable (its name, version and run mode are read from its manifest).
+    pub app: PathBuf,
+
+    /// Where to write the files (created if missing) [default: the current directory].
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub output: PathBuf,
+
+    /// A wrapkit.toml (or the app directory holding one) whose [deploy] table gives defaults;
+    /// flags replace its values, and add to its lists and environment.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Unit, user and directory name [default: the app's name].
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Run as this system user, declared in sysusers.d/NAME.conf [default: the unit's name].
+    #[arg(long, value_name = "USER", conflicts_with = "dynamic_user")]
+    pub user: Option<String>,
+
+    /// Run as a user systemd allocates at each start (DynamicUser=yes); no sysusers file.
+    #[arg(long)]
+    pub dynamic_user: bool,
+
+    /// Which sockets the service may open [default: none for a Lua app, inet for exec mode].
+    #[arg(long, value_enum, value_name = "NET")]
+    pub network: Option<crate::deploy::Network>,
+
+    /// Run in an empty root directory holding only the executable (RootDirectory= a directory
+    /// tmpfiles.d/NAME.conf makes, BindReadOnlyPaths= the executable).
+    #[arg(long)]
+    pub empty_root: bool,
+
+    /// The program compiles code at run time (V8, a JVM, LuaJIT): leave out
+    /// MemoryDenyWriteExecute= [default: from the program's name].
+    #[arg(long)]
+    pub jit: bool,
+
+    /// Where the executable will be installed [default: /usr/bin/NAME].
+    #[arg(long, value_name = "PATH")]
+    pub exec_path: Option<String>,
+
+    /// Another path the service may write (ReadWritePaths=; repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub read_write_path: Vec<String>,
+
+    /// A host path bound read-only into the service, `PATH` or `SRC:DST`
+    /// (BindReadOnlyPaths=; repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub bind_read_only: Vec<String>,
+
+    /// An environment variable for the service (Environment=; repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub environment: Vec<(String, String)>,
+
+    /// Arguments for the app, after `--` (replace [deploy]'s `args`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -167,8 +244,8 @@ pub struct ManArgs {
 
 #[derive(Debug, Args)]
 pub struct CacheArgs {
-    /// The cache directory [default: $WRAPKIT_CACHE_DIR, $XDG_CACHE_HOME/wrapkit or
-    /// ~/.cache/wrapkit].
+    /// The cache directory [default: $WRAPKIT_CACHE_DIR, $CACHE_DIRECTORY/wrapkit,
+    /// $XDG_CACHE_HOME/wrapkit or ~/.cache/wrapkit].
     #[arg(long, value_name = "DIR", global = true)]
     pub cache_dir: Option<PathBuf>,
 

@@ -17,6 +17,10 @@
 //! libraries = []           # dlopen'ed libraries it needs too (plugins, extension modules)
 //! libc = "auto"            # host | bundle | auto: where its glibc comes from
 //! allow = ["large"]        # no warning for these: dotenv, git, venv, cache, large
+//!
+//! [deploy]                 # read by `wrapkit deploy systemd --config`, not packed
+//! user = "report"          # or dynamic-user = true
+//! network = "none"         # none | inet
 //! ```
 //!
 //! Unknown keys are an error, so a typo does not silently do nothing.
@@ -59,6 +63,9 @@ pub struct Config {
     pub libc: Option<LibcSetting>,
     /// What to pack without a warning: `dotenv`, `git`, `venv`, `cache`, `large`.
     pub allow: Option<Vec<crate::walk::NoticeKind>>,
+    /// How `wrapkit deploy` installs the packed file (docs/deploy.md). Checked here, used there:
+    /// it does not reach the manifest.
+    pub deploy: Option<crate::deploy::DeployConfig>,
 }
 
 /// The `compression` key and `--compression` flag.

@@ -125,6 +125,14 @@ pub enum PackError {
     RunConflict { reason: String },
     #[error("the archive writer refused an entry")]
     Format(#[from] FormatError),
+    #[error("{}: cannot write a systemd service for it", path.display())]
+    Deploy {
+        path: PathBuf,
+        #[source]
+        source: crate::deploy::systemd::DeployError,
+    },
+    #[error("{}: `--dynamic-user` and a user name (`--user`, or `user` in [deploy]) are two answers to one question", path.display())]
+    DeployUser { path: PathBuf },
 }
 
 impl PackError {
@@ -192,6 +200,10 @@ impl PackError {
             }
             PackError::BadExec { .. } => {
                 "`exec = [\"bin/app\", \"--flag\"]` in wrapkit.toml (or `--exec`) names an executable file inside the app directory".into()
+            }
+            PackError::Deploy { source, .. } => source.hint_text().into(),
+            PackError::DeployUser { .. } => {
+                "give one: `--user NAME` (a system user, declared in sysusers.d) or `--dynamic-user`; a flag replaces what [deploy] says".into()
             }
             PackError::BadRuntime { .. } => {
                 "give `--runtime` a wrapkit-stub binary, or omit it to use the built-in one".into()

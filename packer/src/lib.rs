@@ -15,6 +15,7 @@
 pub mod cli;
 mod commands;
 pub mod config;
+pub mod deploy;
 pub mod elf;
 pub mod error;
 pub mod inspect;

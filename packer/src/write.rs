@@ -68,12 +68,15 @@ pub fn write(plan: &Plan, opts: &WriteOptions<'_>) -> Result<PackReport, PackErr
         path: output.to_path_buf(),
         source,
     };
+    // Signals first: one arriving between creating the temp file and watching for it would
+    // leave the file behind.
+    let cleanup = CleanupOnSignal::new().map_err(write_err)?;
     let tmp = tempfile::Builder::new()
         .prefix(".wrapkit-")
         .suffix(".tmp")
         .tempfile_in(out_dir)
         .map_err(write_err)?;
-    let _cleanup = CleanupOnSignal::new(tmp.path().to_path_buf()).map_err(write_err)?;
+    cleanup.arm(tmp.path().to_path_buf());
     let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
     out.write_all(opts.stub).map_err(write_err)?;
     let mut writer = ArchiveWriter::new(out, opts.stub.len() as u64, opts.mtime);
@@ -156,16 +159,22 @@ pub fn write(plan: &Plan, opts: &WriteOptions<'_>) -> Result<PackReport, PackErr
 struct CleanupOnSignal {
     handle: signal_hook::iterator::Handle,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The file to remove, once there is one.
+    tmp: std::sync::Arc<std::sync::Mutex<Option<PathBuf>>>,
 }
 
 impl CleanupOnSignal {
-    fn new(tmp: PathBuf) -> std::io::Result<CleanupOnSignal> {
+    fn new() -> std::io::Result<CleanupOnSignal> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
         let handle = signals.handle();
+        let tmp = std::sync::Arc::new(std::sync::Mutex::new(None::<PathBuf>));
+        let watched = std::sync::Arc::clone(&tmp);
         let thread = std::thread::spawn(move || {
             if let Some(signal) = signals.forever().next() {
-                let _ = fs::remove_file(&tmp);
+                if let Some(path) = watched.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                    let _ = fs::remove_file(path);
+                }
                 let _ = signal_hook::low_level::emulate_default_handler(signal);
                 std::process::exit(128 + signal);
             }
@@ -173,7 +182,13 @@ impl CleanupOnSignal {
         Ok(CleanupOnSignal {
             handle,
             thread: Some(thread),
+            tmp,
         })
+    }
+
+    /// From now on a signal removes `path`.
+    fn arm(&self, path: PathBuf) {
+        *self.tmp.lock().unwrap_or_else(|p| p.into_inner()) = Some(path);
     }
 }
 

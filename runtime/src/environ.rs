@@ -1,7 +1,7 @@
 //! The runtime's view of its environment, and whether it may trust it at all.
 //!
-//! The runtime reads few variables (`WRAPKIT_CACHE_DIR`, `XDG_CACHE_HOME`, `HOME`,
-//! `WRAPKIT_DEBUG`), and all through [`var`]. In a **privileged** process — one the kernel
+//! The runtime reads few variables (`WRAPKIT_CACHE_DIR`, `CACHE_DIRECTORY`, `XDG_CACHE_HOME`,
+//! `HOME`, `WRAPKIT_DEBUG`), and all through [`var`]. In a **privileged** process — one the kernel
 //! started in secure-execution mode (`AT_SECURE`: a setuid or setgid file, one with file
 //! capabilities, or an exec whose effective ids differ from the caller's real ones; the kernel
 //! decides, as it does for glibc's `__libc_enable_secure`) — the environment belongs to the user

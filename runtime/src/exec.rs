@@ -6,7 +6,7 @@
 //! and `{exe}` expanded, then the user's arguments unchanged (bytes, not UTF-8). Its environment
 //! is ours plus the manifest's `env` (expanded the same way), plus `WRAPKIT_EXE` (the packed file)
 //! and `WRAPKIT_ROOT` (the tree), which always override inherited values: the runtime itself
-//! reads no environment variable but `WRAPKIT_CACHE_DIR`, `XDG_CACHE_HOME`, `HOME` (where the
+//! reads no environment variable but `WRAPKIT_CACHE_DIR`, `CACHE_DIRECTORY`, `XDG_CACHE_HOME`, `HOME` (where the
 //! cache is) and `WRAPKIT_DEBUG` (tracing), so nothing inherited can redirect what runs.
 
 // The runtime's `unsafe` is confined to named modules (lib.rs lists them); this is one.

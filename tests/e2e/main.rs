@@ -6,6 +6,7 @@ mod support;
 mod audit;
 mod cache;
 mod cli;
+mod deploy;
 mod differential;
 mod elf_patch;
 mod exec;

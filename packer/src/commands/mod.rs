@@ -7,6 +7,7 @@ mod audit;
 mod cache;
 mod cat;
 mod completions;
+mod deploy;
 mod extract;
 mod info;
 mod init;
@@ -31,6 +32,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Unpack(args) => unpack::unpack(args),
         Command::Cache(args) => cache::cache(args),
         Command::Audit(args) => audit::audit(args),
+        Command::Deploy(args) => deploy::deploy(args),
         Command::Init(args) => init::init(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => man::man(args),

@@ -2,7 +2,8 @@
 //! per content digest, safely, and find it again cheaply on every later start.
 //!
 //! ```text
-//! $WRAPKIT_CACHE_DIR | $XDG_CACHE_HOME/wrapkit | $HOME/.cache/wrapkit     owned by us, 0700
+//! $WRAPKIT_CACHE_DIR | $CACHE_DIRECTORY/wrapkit | $XDG_CACHE_HOME/wrapkit | $HOME/.cache/wrapkit
+//!                                                                  owned by us, 0700
 //!   CACHEDIR.TAG
 //!   bundles-v1/
 //!     <digest>/              the tree: the archive's files, plus .wrapkit/{index,manifest.json}
@@ -35,6 +36,7 @@ mod trace;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 pub use fill::{Materialised, Outcome};
@@ -47,8 +49,12 @@ use crate::format::FormatError;
 use crate::{environ, exit};
 
 /// The override for the cache location, and the only environment variable besides
-/// `XDG_CACHE_HOME` and `HOME` the cache reads.
+/// [`ENV_SYSTEMD_CACHE`], `XDG_CACHE_HOME` and `HOME` the cache reads.
 pub const ENV_CACHE_DIR: &str = "WRAPKIT_CACHE_DIR";
+/// What systemd sets for a unit with `CacheDirectory=`: the absolute paths of its cache
+/// directories, `:`-separated (`/var/cache/NAME`; with `DynamicUser=` a root-owned symlink to
+/// `private/NAME`, which the walk in [`path`] follows as any root-owned link on the way).
+pub const ENV_SYSTEMD_CACHE: &str = "CACHE_DIRECTORY";
 /// The versioned directory holding the trees. A layout change gets a new name; old runtimes
 /// keep using their own.
 pub const BUNDLES_DIR: &str = "bundles-v1";
@@ -64,6 +70,8 @@ const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 pub enum Origin {
     /// `$WRAPKIT_CACHE_DIR`.
     Override,
+    /// `$CACHE_DIRECTORY/wrapkit`: systemd's `CacheDirectory=` for the unit.
+    Systemd,
     /// `$XDG_CACHE_HOME/wrapkit`.
     Xdg,
     /// `$HOME/.cache/wrapkit`.
@@ -80,8 +88,9 @@ pub struct Location {
 }
 
 impl Location {
-    /// `$WRAPKIT_CACHE_DIR`, else `$XDG_CACHE_HOME/wrapkit`, else `$HOME/.cache/wrapkit`; none
-    /// at all in a privileged process, whose environment is its caller's.
+    /// `$WRAPKIT_CACHE_DIR`, else `$CACHE_DIRECTORY/wrapkit` (under systemd), else
+    /// `$XDG_CACHE_HOME/wrapkit`, else `$HOME/.cache/wrapkit`; none at all in a privileged
+    /// process, whose environment is its caller's.
     pub fn from_env() -> Result<Location, CacheError> {
         if environ::privileged() {
             return Err(CacheError::Privileged);
@@ -91,8 +100,12 @@ impl Location {
 
     /// As [`Location::from_env`], reading variables through `get`. Empty values count as unset;
     /// a relative `XDG_CACHE_HOME` is ignored, as the XDG spec says; a relative
-    /// `WRAPKIT_CACHE_DIR` or `HOME` is an error rather than a directory that moves with the
-    /// working directory.
+    /// `WRAPKIT_CACHE_DIR`, `CACHE_DIRECTORY` or `HOME` is an error rather than a directory
+    /// that moves with the working directory. `CACHE_DIRECTORY` may list several directories
+    /// (`CacheDirectory=a b`); the first is used. The cache goes in a `wrapkit` directory
+    /// beneath it, as beneath `XDG_CACHE_HOME`: the unit's cache is the app's too, and the
+    /// `DynamicUser=` symlink `/var/cache/NAME -> private/NAME` is then a parent, never the
+    /// cache directory itself, so no new trust rule is needed for it.
     pub fn from_vars(get: impl Fn(&str) -> Option<OsString>) -> Result<Location, CacheError> {
         let var = |k: &str| get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
         if let Some(path) = var(ENV_CACHE_DIR) {
@@ -105,6 +118,25 @@ impl Location {
             return Ok(Location {
                 path,
                 origin: Origin::Override,
+            });
+        }
+        if let Some(list) = var(ENV_SYSTEMD_CACHE) {
+            let first = list
+                .as_os_str()
+                .as_bytes()
+                .split(|&b| b == b':')
+                .next()
+                .unwrap_or_default();
+            let first = PathBuf::from(std::ffi::OsStr::from_bytes(first));
+            if !first.is_absolute() {
+                return Err(CacheError::NotAbsolute {
+                    var: ENV_SYSTEMD_CACHE,
+                    value: first,
+                });
+            }
+            return Ok(Location {
+                path: first.join("wrapkit"),
+                origin: Origin::Systemd,
             });
         }
         if let Some(xdg) = var("XDG_CACHE_HOME").filter(|p| p.is_absolute()) {
@@ -243,7 +275,7 @@ pub fn materialise_from_env(
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error(
-        "no cache directory to run from: HOME is not set, and neither is {ENV_CACHE_DIR} nor XDG_CACHE_HOME"
+        "no cache directory to run from: HOME is not set, and neither is {ENV_CACHE_DIR}, {ENV_SYSTEMD_CACHE} nor XDG_CACHE_HOME"
     )]
     NoLocation,
     #[error(
@@ -321,7 +353,7 @@ impl CacheError {
         }
         Some(match self {
             CacheError::NoLocation | CacheError::NotAbsolute { .. } => {
-                "set WRAPKIT_CACHE_DIR to an absolute path of a directory this user owns (in a systemd unit: Environment=WRAPKIT_CACHE_DIR=%C/NAME with CacheDirectory=NAME)"
+                "set WRAPKIT_CACHE_DIR to an absolute path of a directory this user owns (in a systemd unit, CacheDirectory=NAME is enough: it sets CACHE_DIRECTORY)"
             }
             CacheError::Create { .. } | CacheError::NotADirectory { .. } => {
                 "set WRAPKIT_CACHE_DIR to a writable directory this user owns"
@@ -329,9 +361,10 @@ impl CacheError {
             CacheError::Privileged => {
                 "install the file without the setuid or setgid bit and without file capabilities; to run it as another user, use sudo, runuser or a systemd unit with User="
             }
-            CacheError::Symlink { .. }
-            | CacheError::ForeignOwner { .. }
-            | CacheError::Writable { .. } => {
+            CacheError::Symlink { .. } => {
+                "set WRAPKIT_CACHE_DIR to a private directory this user owns (mode 0700), not a symlink; in a systemd unit, drop it: CacheDirectory=NAME is found through CACHE_DIRECTORY, DynamicUser= too"
+            }
+            CacheError::ForeignOwner { .. } | CacheError::Writable { .. } => {
                 "set WRAPKIT_CACHE_DIR to a private directory this user owns (mode 0700), or fix this one"
             }
             CacheError::UnsafeAncestor { .. } | CacheError::ForeignAncestor { .. } => {
@@ -419,6 +452,42 @@ mod tests {
             locate(&[("WRAPKIT_CACHE_DIR", "rel")]),
             Err(CacheError::NotAbsolute { .. })
         ));
+    }
+
+    #[test]
+    fn systemds_cache_directory_comes_after_the_override_and_before_xdg_and_home() {
+        let unit = [
+            ("CACHE_DIRECTORY", "/var/cache/app"),
+            ("XDG_CACHE_HOME", "/x"),
+            ("HOME", "/"),
+        ];
+        let loc = locate(&unit).unwrap();
+        assert_eq!(loc.path, Path::new("/var/cache/app/wrapkit"));
+        assert_eq!(loc.origin, Origin::Systemd);
+        // The override still wins.
+        let both = [("WRAPKIT_CACHE_DIR", "/w"), unit[0]];
+        assert_eq!(locate(&both).unwrap().origin, Origin::Override);
+        // `CacheDirectory=a b/c` lists both; the first is the cache.
+        let several = [("CACHE_DIRECTORY", "/var/cache/a:/var/cache/b/c")];
+        assert_eq!(
+            locate(&several).unwrap().path,
+            Path::new("/var/cache/a/wrapkit")
+        );
+        // Empty is unset; a relative first entry is an error, not a path that moves.
+        let empty = [("CACHE_DIRECTORY", ""), ("HOME", "/h")];
+        assert_eq!(locate(&empty).unwrap().origin, Origin::Home);
+        for bad in ["rel", ":/var/cache/a", "rel:/var/cache/a"] {
+            assert!(
+                matches!(
+                    locate(&[("CACHE_DIRECTORY", bad)]),
+                    Err(CacheError::NotAbsolute {
+                        var: "CACHE_DIRECTORY",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
