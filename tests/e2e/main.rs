@@ -8,6 +8,7 @@ mod cache;
 mod cli;
 mod deploy;
 mod differential;
+mod docs;
 mod elf_patch;
 mod exec;
 mod forge;
