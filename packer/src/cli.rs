@@ -214,9 +214,13 @@ pub struct InitArgs {
     /// Where to write the app [default: the current directory].
     #[arg(default_value = ".")]
     pub dir: PathBuf,
-    /// A Lua app, run in-process (the default, and for now the only template).
-    #[arg(long)]
+    /// A Lua app, run in-process (the default).
+    #[arg(long, conflicts_with = "program")]
     pub lua: bool,
+    /// An app run by a program bundled from this machine with its libraries (`/bin/sh` and a
+    /// script, to start from; see `program` in wrapkit.toml).
+    #[arg(long)]
+    pub program: bool,
 }
 
 #[derive(Debug, Args)]

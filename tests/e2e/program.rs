@@ -506,3 +506,39 @@ fn a_program_whose_libraries_cannot_be_found_is_refused_at_pack_time() {
     let err = run.fails_with(1);
     assert!(err.contains("not an ELF file"), "{err}");
 }
+
+#[test]
+fn init_program_writes_an_app_that_runs_alone_in_an_empty_chroot() {
+    if !require_root("chroot") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let err = Run::of(
+        wrapkit()
+            .args(["init", "--program", "greet"])
+            .current_dir(work.path()),
+    )
+    .ok_stderr();
+    assert!(err.contains("bundled program (/bin/sh)"), "{err}");
+    Run::of(
+        wrapkit()
+            .args(["pack", "-q", "greet"])
+            .current_dir(work.path()),
+    )
+    .ok();
+    let root = work.path().join("root");
+    fs::create_dir_all(root.join("c")).unwrap();
+    fs::copy(work.path().join("greet.run"), root.join("greet")).unwrap();
+    let out = Run::of(
+        Command::new("/usr/sbin/chroot")
+            .arg(&root)
+            .args(["/greet", "there"])
+            .env_clear()
+            .env("WRAPKIT_CACHE_DIR", "/c"),
+    )
+    .ok();
+    assert!(
+        out.starts_with("Hello, there!\n(greet, run by /c/bundles-v1/"),
+        "{out}"
+    );
+}

@@ -1,4 +1,4 @@
-//! `wrapkit init [DIR] [--lua]`: a small working app from a template embedded in the binary
+//! `wrapkit init [DIR] [--lua | --program]`: a small working app from a template embedded in the binary
 //! (`packer/templates/`, real files in the repository, packed and run by the tests). `{{name}}`
 //! in a template becomes the app's name, the directory's. Files are created new beneath a
 //! handle on DIR, never through a link; a DIR that holds anything is refused.
@@ -14,9 +14,14 @@ use crate::cli::InitArgs;
 use crate::error::PackError;
 
 static LUA: Template<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates/lua");
+static PROGRAM: Template<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates/program");
 
 pub(crate) fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
-    let _ = args.lua; // the one template today
+    let (template, kind) = if args.program {
+        (&PROGRAM, "an app run by a bundled program (/bin/sh)")
+    } else {
+        (&LUA, "a Lua app")
+    };
     let write_err = |source| PackError::Write {
         path: args.dir.clone(),
         source,
@@ -30,9 +35,9 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "app".into());
     let mut files = 0;
-    write_tree(&target, &LUA, &name, &args.dir, &mut files)?;
+    write_tree(&target, template, &name, &args.dir, &mut files)?;
     crate::messages::note!(
-        "wrote a Lua app ({files} files) into {}; pack it with `wrapkit pack {}`",
+        "wrote {kind} ({files} files) into {}; pack it with `wrapkit pack {}`",
         args.dir.display(),
         args.dir.display()
     );
