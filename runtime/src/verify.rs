@@ -13,7 +13,7 @@ use crate::archive::Archive;
 use crate::format::manifest::StubInfo;
 use crate::format::trailer::{TRAILER_LEN, hex, magic};
 use crate::format::zip::{self, CentralEnd, EOCD_LEN};
-use crate::format::{EntryKind, FormatError, method};
+use crate::format::{EntryKind, FormatError, elf, method};
 use crate::validate::{self, Validated};
 
 /// A part of the file, for "where is it wrong".
@@ -119,6 +119,22 @@ pub fn verify(bytes: &[u8]) -> Result<Verified, Problem> {
         }
         Err(err) => return Err(structural(err)),
     };
+    if archive.carried().is_some() {
+        // After the note come the stub's other sections and its section headers, as the packer
+        // or a strip tool laid them out; anything past the last of them was added.
+        let end = elf::file_end(bytes)
+            .unwrap_or(0)
+            .max(archive.bytes().len() as u64);
+        if end < bytes.len() as u64 {
+            return Err(problem(
+                Region::Appended {
+                    offset: end,
+                    len: bytes.len() as u64 - end,
+                },
+                "something was added after the executable's last section; remove it (truncate the file there) or pack again",
+            ));
+        }
+    }
     let validated = validate::validate(&archive).map_err(structural)?;
     let manifest = archive.manifest().map_err(structural)?;
     check_stub(&archive, &manifest.stub)?;
@@ -159,8 +175,13 @@ fn appended(bytes: &[u8]) -> Option<u64> {
         })
 }
 
+/// A payload carried in a note is checked against the stub's loaded image, which strip leaves
+/// as it is (format::elf): a stripped stub is not a damaged one.
 fn check_stub(archive: &Archive<'_>, recorded: &StubInfo) -> Result<(), Problem> {
-    let actual = StubInfo::of(archive.stub());
+    let actual = match archive.carried() {
+        Some(_) => elf::image_info(archive.stub()),
+        None => StubInfo::of(archive.stub()),
+    };
     if actual.size != recorded.size {
         return Err(problem(
             Region::Stub,

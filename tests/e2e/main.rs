@@ -19,3 +19,4 @@ mod pack;
 mod payload;
 mod selfcare;
 mod snapshots;
+mod strip;
