@@ -1,13 +1,16 @@
-//! The wrapkit payload format, version 1: the only place that knows its bytes.
+//! The wrapkit payload format, version 2: the only place that knows its bytes.
 //!
 //! ```text
-//! [ stub ][ local header + data ... | .wrapkit/index | .wrapkit/manifest.json | central directory |
-//!         [ zip64 end record + locator ] | end of central directory + comment = trailer ]
+//! [ stub's loaded image ][ .note.wrapkit: note header | local header + data ... | .wrapkit/index |
+//!   .wrapkit/manifest.json | central directory | [ zip64 end record + locator ] |
+//!   end of central directory + comment = trailer ][ the stub's other sections, section headers ]
 //! ```
 //!
 //! The payload is a standard zip archive written with absolute offsets, so `unzip`, `zipinfo` and
-//! Python's `zipfile` read a packed executable as it is. Everything wrapkit-specific is found from
-//! the end of the file in constant time:
+//! Python's `zipfile` read a packed executable as it is. [`elf`] carries it in an ELF note so that
+//! `strip` keeps it, and finds it again with a walk of the section headers (format 1 files, with
+//! the archive appended, are read from the end of the file). Everything else wrapkit-specific is
+//! found from the end of the archive in constant time:
 //!
 //! - [`trailer`]: the zip comment, a fixed-length ASCII line holding the magic, the format
 //!   version, where the archive starts, where the index and manifest are, and the digest;
