@@ -20,6 +20,8 @@ use crate::validate::{self, Validated};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Region {
     Stub,
+    /// The stub's ELF section headers, through which a carried payload is found.
+    SectionHeaders,
     LocalHeader(String),
     EntryData(String),
     CentralDirectory,
@@ -40,6 +42,7 @@ impl std::fmt::Display for Region {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Region::Stub => write!(f, "stub"),
+            Region::SectionHeaders => write!(f, "section headers"),
             Region::LocalHeader(n) => write!(f, "local header of `{n}`"),
             Region::EntryData(n) => write!(f, "data of `{n}`"),
             Region::CentralDirectory => write!(f, "central directory"),
@@ -89,6 +92,7 @@ pub fn region_of(err: &FormatError) -> Region {
             "local header" => Region::LocalHeader(String::new()),
             "index" | "index record" => Region::Index,
             "central directory" | "central directory header" => Region::CentralDirectory,
+            "ELF section header" => Region::SectionHeaders,
             _ => Region::EndRecords,
         },
         FormatError::Entry { name, .. } | FormatError::LinkLoop { name } => {

@@ -316,6 +316,9 @@ fn hostile_section_headers_are_refused_with_one_error_line() {
         assert_eq!(err.matches("error:").count(), 1, "{name}: {err}");
         assert!(!err.contains("panicked"), "{name}: {err}");
         let err = Run::of(wrapkit().arg("verify").arg(&path)).fails_with(1);
-        assert!(err.contains(expect), "{name}: {err}");
+        assert!(
+            err.contains("caused by: section headers: ") && err.contains(expect),
+            "{name}: {err}"
+        );
     }
 }

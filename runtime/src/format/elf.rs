@@ -513,3 +513,110 @@ pub fn archive_end_in(file: &std::fs::File, len: u64) -> Option<u64> {
         (end <= len && end <= offset.saturating_add(size)).then_some(end)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal ELF64 stub: header, one PT_LOAD over the first 0x100 bytes, a `.comment`-like
+    /// section after it, a name table and three section headers.
+    fn stub() -> Vec<u8> {
+        let mut b = vec![0u8; 0x100];
+        b[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        b[0x20..0x28].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+        b[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        b[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+        b[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        b[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+        b[0x3e..0x40].copy_from_slice(&2u16.to_le_bytes());
+        b[64..68].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+        b[64 + 32..64 + 40].copy_from_slice(&0x100u64.to_le_bytes()); // p_filesz
+        b.extend_from_slice(b"comment\0");
+        let names_at = b.len() as u64;
+        b.extend_from_slice(b"\0.c\0.shstrtab\0");
+        let names_len = b.len() as u64 - names_at;
+        b.resize(b.len().next_multiple_of(8), 0);
+        let shoff = b.len() as u64;
+        b[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+        b.extend_from_slice(&[0; 64]);
+        let mut put = |name: u32, kind: u32, off: u64, size: u64| {
+            let mut s = [0u8; 64];
+            let mut w = Put(&mut s, 0);
+            w.u32(name);
+            w.u32(kind);
+            w.u64(0);
+            w.u64(0);
+            w.u64(off);
+            w.u64(size);
+            w.u64(0);
+            w.u64(1);
+            b.extend_from_slice(&s);
+        };
+        put(1, 1, 0x100, 8);
+        put(4, 3, names_at, names_len);
+        b
+    }
+
+    fn carried(archive: &[u8]) -> Vec<u8> {
+        let stub = stub();
+        let c = Carrier::new(&stub).expect("the stub carries a note");
+        let f = c.finish(archive.len() as u64).unwrap();
+        let mut out = c.head().to_vec();
+        out[..64].copy_from_slice(&f.header);
+        out.extend_from_slice(&f.note_prefix);
+        out.extend_from_slice(archive);
+        out.extend_from_slice(&f.tail);
+        out
+    }
+
+    #[test]
+    fn a_carried_archive_is_found_and_the_stub_given_back() {
+        let file = carried(b"ARCHIVE");
+        let c = find(&file).unwrap().expect("a note");
+        assert_eq!(&file[c.start as usize..c.end as usize], b"ARCHIVE");
+        assert_eq!(c.image_end, 0x100);
+        assert_eq!(original_stub(&file, &c), Some(stub()));
+        assert_eq!(file_end(&file), Some(file.len() as u64));
+        let end = archive_end_in(&tempfile_with(&file), file.len() as u64);
+        assert_eq!(end, Some(c.end));
+    }
+
+    fn tempfile_with(bytes: &[u8]) -> std::fs::File {
+        use std::io::{Seek, Write};
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(bytes).unwrap();
+        f.rewind().unwrap();
+        f
+    }
+
+    #[test]
+    fn section_headers_that_make_no_sense_are_errors_and_nothing_panics() {
+        let file = carried(b"ARCHIVE");
+        let shoff = le64(&file[0x28..]) as usize;
+        let at = (0..4)
+            .map(|i| shoff + i * 64)
+            .find(|&a| le32(&file[a + 4..]) == SHT_NOTE)
+            .unwrap();
+        let mut huge = file.clone();
+        huge[at + 32..at + 40].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(find(&huge).is_err());
+        let mut count = file.clone();
+        count[0x28..0x30].copy_from_slice(&64u64.to_le_bytes());
+        count[0x3c..0x3e].copy_from_slice(&5000u16.to_le_bytes());
+        let count = [count, vec![0; 5000 * 64]].concat();
+        assert!(find(&count).is_err());
+        // Every truncation and every single-byte change: an answer, never a panic.
+        for cut in 0..file.len() {
+            let _ = find(&file[..cut]);
+            let _ = file_end(&file[..cut]);
+        }
+        for i in 0..file.len() {
+            let mut b = file.clone();
+            b[i] ^= 0xff;
+            if let Ok(Some(c)) = find(&b) {
+                assert!(c.start <= c.end && c.end <= b.len() as u64);
+                let _ = original_stub(&b, &c);
+            }
+        }
+    }
+}
