@@ -21,4 +21,13 @@ for target in archive extract read; do
   "$wrapkit" pack "$tmp/app2" -o "$here/corpus/$target/seed-store" --runtime "$tmp/stub" -q --compression store
   "$wrapkit" pack "$tmp/app3" -o "$here/corpus/$target/seed-deflate" --runtime "$tmp/stub" -q --compression deflate
 done
+# A tiny static ELF stub with section headers, so one seed carries its archive in the
+# .note.wrapkit section (format 2) and the fuzzer mutates the section header walk too.
+if command -v cc >/dev/null; then
+  printf 'void _start(void){for(;;);}\n' > "$tmp/tiny.c"
+  cc -nostdlib -static -Os -s -Wl,-z,norelro -Wl,--build-id=none -o "$tmp/tiny" "$tmp/tiny.c"
+  for target in archive extract read; do
+    "$wrapkit" pack "$tmp/app1" -o "$here/corpus/$target/seed-note" --runtime "$tmp/tiny" -q
+  done
+fi
 echo "seeds written to $here/corpus/"

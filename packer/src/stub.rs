@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::path::Path;
 
 use wrapkit_runtime::archive::Archive;
+use wrapkit_runtime::format::elf;
 
 use crate::error::PackError;
 
@@ -29,11 +30,19 @@ pub fn load(runtime: Option<&Path>) -> Result<Cow<'static, [u8]>, PackError> {
             reason: "it is not an ELF executable".into(),
         });
     }
-    let stub_len = match Archive::open(&bytes) {
-        Ok(archive) => archive.start_pos() as usize,
-        Err(_) => bytes.len(),
+    let Ok(archive) = Archive::open(&bytes) else {
+        return Ok(Cow::Owned(bytes));
     };
-    let mut bytes = bytes;
-    bytes.truncate(stub_len);
-    Ok(Cow::Owned(bytes))
+    let stub = match archive.carried() {
+        // The exact stub it was packed with; if strip rewrote the file since, its loaded image
+        // with no section headers (the payload then goes after it).
+        Some(c) => elf::original_stub(&bytes, c).unwrap_or_else(|| {
+            let mut image = archive.stub().to_vec();
+            image[0x28..0x30].fill(0);
+            image[0x3c..0x40].fill(0);
+            image
+        }),
+        None => bytes[..archive.start_pos() as usize].to_vec(),
+    };
+    Ok(Cow::Owned(stub))
 }

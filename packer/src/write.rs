@@ -1,4 +1,5 @@
-//! Writing a plan: stub, then archive, to a temporary file renamed over the output.
+//! Writing a plan: stub and archive (in the stub's ELF note, or appended), to a temporary file
+//! renamed over the output.
 //!
 //! Files are read and compressed in parallel (rayon) in batches, then written in name order, so
 //! the output is the same bytes whatever the thread timing. Files over 64 MiB are streamed
@@ -9,11 +10,12 @@
 
 use std::fs::{self, File};
 use std::io::{BufWriter, IsTerminal, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
+use wrapkit_runtime::format::elf::{Carrier, NOTE_PREFIX};
 use wrapkit_runtime::format::manifest::{Manifest, StubInfo};
 use wrapkit_runtime::format::trailer::Trailer;
 use wrapkit_runtime::format::writer::{
@@ -78,8 +80,22 @@ pub fn write(plan: &Plan, opts: &WriteOptions<'_>) -> Result<PackReport, PackErr
         .map_err(write_err)?;
     cleanup.arm(tmp.path().to_path_buf());
     let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
-    out.write_all(opts.stub).map_err(write_err)?;
-    let mut writer = ArchiveWriter::new(out, opts.stub.len() as u64, opts.mtime);
+    // An ELF stub carries the archive in a note after its loaded image, so strip keeps it
+    // (format::elf); anything else gets it appended.
+    let carrier = Carrier::new(opts.stub);
+    let start = match &carrier {
+        Some(c) => {
+            out.write_all(c.head()).map_err(write_err)?;
+            out.write_all(&[0; NOTE_PREFIX as usize])
+                .map_err(write_err)?;
+            c.archive_start()
+        }
+        None => {
+            out.write_all(opts.stub).map_err(write_err)?;
+            opts.stub.len() as u64
+        }
+    };
+    let mut writer = ArchiveWriter::new(out, start, opts.mtime);
 
     let entries: Vec<&Planned> = plan.entries().collect();
     let (files, input_bytes) = plan.file_totals();
@@ -122,20 +138,35 @@ pub fn write(plan: &Plan, opts: &WriteOptions<'_>) -> Result<PackReport, PackErr
         name: plan.name.clone(),
         version: plan.version.clone(),
         packer: concat!("wrapkit ", env!("CARGO_PKG_VERSION")).into(),
-        stub: StubInfo::of(opts.stub),
+        stub: carrier
+            .as_ref()
+            .map_or_else(|| StubInfo::of(opts.stub), Carrier::stub_info),
         run: plan.run.to_manifest(),
         layers: plan.layers.clone(),
     };
     let Finished {
         out,
         trailer,
-        end: total_bytes,
+        end: mut total_bytes,
         entries: entry_count,
     } = writer.finish(&manifest).map_err(write_err)?;
     out.into_inner().map_err(|e| write_err(e.into_error()))?;
     progress.finish();
 
     let file = tmp.as_file();
+    if let Some(c) = &carrier {
+        let finish = c.finish(total_bytes - start).ok_or_else(|| {
+            write_err(std::io::Error::other(
+                "the archive is 4 GiB or more, more than an ELF note holds",
+            ))
+        })?;
+        file.write_all_at(&finish.header, 0).map_err(write_err)?;
+        file.write_all_at(&finish.note_prefix, start - NOTE_PREFIX)
+            .map_err(write_err)?;
+        file.write_all_at(&finish.tail, total_bytes)
+            .map_err(write_err)?;
+        total_bytes += finish.tail.len() as u64;
+    }
     file.set_permissions(fs::Permissions::from_mode(0o755))
         .map_err(write_err)?;
     file.sync_all().map_err(write_err)?;

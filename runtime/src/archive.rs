@@ -17,7 +17,7 @@ use crate::format::links::{self, LinkError, Node, Resolved};
 use crate::format::manifest::Manifest;
 use crate::format::trailer::{TRAILER_LEN, Trailer};
 use crate::format::zip::{self, CentralEnd, Eocd, FLAG_DATA_DESCRIPTOR, FLAG_ENCRYPTED};
-use crate::format::{EntryKind, FormatError, INDEX_NAME, MANIFEST_NAME, method};
+use crate::format::{EntryKind, FormatError, INDEX_NAME, MANIFEST_NAME, elf, method};
 
 /// A payload, opened.
 #[derive(Debug, Clone)]
@@ -33,20 +33,29 @@ pub struct Archive<'a> {
     cd_pos: u64,
     eocd_pos: u64,
     end: CentralEnd,
+    carried: Option<elf::Carried>,
 }
 
 impl<'a> Archive<'a> {
-    /// Finds and checks the payload at the end of `bytes` (a whole packed executable).
-    pub fn open(bytes: &'a [u8]) -> Result<Self, FormatError> {
+    /// Finds and checks the payload of `bytes` (a whole packed executable): in the stub's
+    /// wrapkit note (format 2, [`elf::find`]), else at the end of the file (format 1, and
+    /// stubs that cannot carry a note).
+    pub fn open(file: &'a [u8]) -> Result<Self, FormatError> {
+        let carried = elf::find(file)?;
+        // The archive ends where the note's descriptor ends; everything after is ELF structure.
+        let bytes = match carried {
+            Some(c) => &file[..c.end as usize],
+            None => file,
+        };
         let len = bytes.len() as u64;
         let tail = (zip::EOCD_LEN + TRAILER_LEN) as u64;
         let eocd_pos = len
             .checked_sub(tail)
-            .ok_or_else(|| FormatError::no_payload(bytes))?;
+            .ok_or_else(|| FormatError::no_payload(file))?;
         let eocd = zip::slice(bytes, eocd_pos, zip::EOCD_LEN)
             .and_then(Eocd::decode)
             .filter(|e| e.comment_len as usize == TRAILER_LEN)
-            .ok_or_else(|| FormatError::no_payload(bytes))?;
+            .ok_or_else(|| FormatError::no_payload(file))?;
         let comment_pos = eocd_pos + zip::EOCD_LEN as u64;
         let trailer = Trailer::decode(&bytes[comment_pos as usize..], comment_pos)?;
         if eocd.disk != 0 || eocd.cd_disk != 0 || eocd.entries_disk != eocd.entries {
@@ -96,10 +105,11 @@ impl<'a> Archive<'a> {
             cd_pos,
             eocd_pos,
             end,
+            carried,
         };
         archive.start_pos = archive
             .position(archive.trailer.start)
-            .filter(|&p| p <= cd_pos)
+            .filter(|&p| p <= cd_pos && carried.is_none_or(|c| p >= c.start))
             .ok_or(FormatError::BadTrailer {
                 offset: comment_pos,
                 reason: "the archive start lies outside the file",
@@ -168,14 +178,21 @@ impl<'a> Archive<'a> {
         &self.index
     }
 
-    /// The whole file.
+    /// The file up to the archive's last byte (the whole file when the payload is appended).
     pub fn bytes(&self) -> &'a [u8] {
         self.bytes
     }
 
-    /// Everything before the archive: the stub.
+    /// The stub bytes the manifest's stub record covers: the loaded image when the payload is
+    /// carried in a note (compare with [`elf::image_info`]), else everything before the archive.
     pub fn stub(&self) -> &'a [u8] {
-        &self.bytes[..self.start_pos as usize]
+        let end = self.carried.map_or(self.start_pos, |c| c.image_end);
+        &self.bytes[..end as usize]
+    }
+
+    /// The note that carries the payload, if it is carried in one (format 2).
+    pub fn carried(&self) -> Option<&elf::Carried> {
+        self.carried.as_ref()
     }
 
     /// File position of the first archive byte.

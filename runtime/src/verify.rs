@@ -13,13 +13,15 @@ use crate::archive::Archive;
 use crate::format::manifest::StubInfo;
 use crate::format::trailer::{TRAILER_LEN, hex, magic};
 use crate::format::zip::{self, CentralEnd, EOCD_LEN};
-use crate::format::{EntryKind, FormatError, method};
+use crate::format::{EntryKind, FormatError, elf, method};
 use crate::validate::{self, Validated};
 
 /// A part of the file, for "where is it wrong".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Region {
     Stub,
+    /// The stub's ELF section headers, through which a carried payload is found.
+    SectionHeaders,
     LocalHeader(String),
     EntryData(String),
     CentralDirectory,
@@ -40,6 +42,7 @@ impl std::fmt::Display for Region {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Region::Stub => write!(f, "stub"),
+            Region::SectionHeaders => write!(f, "section headers"),
             Region::LocalHeader(n) => write!(f, "local header of `{n}`"),
             Region::EntryData(n) => write!(f, "data of `{n}`"),
             Region::CentralDirectory => write!(f, "central directory"),
@@ -89,6 +92,7 @@ pub fn region_of(err: &FormatError) -> Region {
             "local header" => Region::LocalHeader(String::new()),
             "index" | "index record" => Region::Index,
             "central directory" | "central directory header" => Region::CentralDirectory,
+            "ELF section header" => Region::SectionHeaders,
             _ => Region::EndRecords,
         },
         FormatError::Entry { name, .. } | FormatError::LinkLoop { name } => {
@@ -119,6 +123,22 @@ pub fn verify(bytes: &[u8]) -> Result<Verified, Problem> {
         }
         Err(err) => return Err(structural(err)),
     };
+    if archive.carried().is_some() {
+        // After the note come the stub's other sections and its section headers, as the packer
+        // or a strip tool laid them out; anything past the last of them was added.
+        let end = elf::file_end(bytes)
+            .unwrap_or(0)
+            .max(archive.bytes().len() as u64);
+        if end < bytes.len() as u64 {
+            return Err(problem(
+                Region::Appended {
+                    offset: end,
+                    len: bytes.len() as u64 - end,
+                },
+                "something was added after the executable's last section; remove it (truncate the file there) or pack again",
+            ));
+        }
+    }
     let validated = validate::validate(&archive).map_err(structural)?;
     let manifest = archive.manifest().map_err(structural)?;
     check_stub(&archive, &manifest.stub)?;
@@ -159,8 +179,13 @@ fn appended(bytes: &[u8]) -> Option<u64> {
         })
 }
 
+/// A payload carried in a note is checked against the stub's loaded image, which strip leaves
+/// as it is (format::elf): a stripped stub is not a damaged one.
 fn check_stub(archive: &Archive<'_>, recorded: &StubInfo) -> Result<(), Problem> {
-    let actual = StubInfo::of(archive.stub());
+    let actual = match archive.carried() {
+        Some(_) => elf::image_info(archive.stub()),
+        None => StubInfo::of(archive.stub()),
+    };
     if actual.size != recorded.size {
         return Err(problem(
             Region::Stub,

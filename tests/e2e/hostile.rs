@@ -15,13 +15,7 @@ fn stub() -> &'static [u8] {
     static STUB: OnceLock<Vec<u8>> = OnceLock::new();
     STUB.get_or_init(|| {
         let packed = App::new().file("main.lua", "print('hi')").pack(&[]);
-        let bytes = packed.bytes();
-        let trailer = std::str::from_utf8(&bytes[bytes.len() - 158..])
-            .unwrap()
-            .to_owned();
-        let start =
-            usize::from_str_radix(&trailer.split(" start=").nth(1).unwrap()[..16], 16).unwrap();
-        bytes[..start].to_vec()
+        crate::support::stub_of(&packed.bytes())
     })
 }
 

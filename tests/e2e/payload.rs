@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::support::{App, Packed, Run};
+use crate::support::{App, Packed, Run, archive_range, stub_of};
 
 const BAD_PAYLOAD: i32 = 120;
 const UNSUPPORTED: i32 = 121;
@@ -25,11 +25,14 @@ fn big_app() -> Packed {
         .pack(&[])
 }
 
-/// Zip offset of the archive start, read from the trailer.
+/// File position of the archive start (equal to its zip offset: wrapkit writes absolute ones).
 fn start_of_payload(bytes: &[u8]) -> usize {
-    let trailer = std::str::from_utf8(&bytes[bytes.len() - TRAILER_LEN..]).unwrap();
-    let hex = trailer.split(" start=").nth(1).unwrap();
-    usize::from_str_radix(&hex[..16], 16).unwrap()
+    archive_range(bytes).start
+}
+
+/// File position one past the archive's last byte (the trailer ends there).
+fn end_of_payload(bytes: &[u8]) -> usize {
+    archive_range(bytes).end
 }
 
 /// Runs a damaged variant and checks the shape of the failure.
@@ -82,9 +85,7 @@ fn truncated_executables_are_refused_before_anything_runs() {
 #[test]
 fn the_bare_stub_says_it_has_no_payload() {
     let packed = big_app();
-    let bytes = packed.bytes();
-    let start = start_of_payload(&bytes);
-    let err = refuses(&packed, "bare", &bytes[..start], BAD_PAYLOAD);
+    let err = refuses(&packed, "bare", &stub_of(&packed.bytes()), BAD_PAYLOAD);
     assert!(
         err.contains("ends exactly where its ELF image ends"),
         "{err}"
@@ -100,15 +101,19 @@ fn a_zero_filled_payload_is_refused() {
     refuses(&packed, "zeros", &bytes, BAD_PAYLOAD);
 }
 
+/// Format 1 appended the payload, which `strip` drops (format 2 carries it in an ELF note, which
+/// strip keeps: tests/e2e/strip.rs): the runtime and `verify` both say what happened.
 #[test]
-fn a_stripped_executable_explains_what_happened() {
+fn a_stripped_format_1_executable_explains_what_happened() {
     let packed = big_app();
+    let old = crate::strip::format_1_file(&packed);
+    let old_path = packed.variant("old", &old);
     let stripped = packed.exe.with_file_name("stripped");
     let strip = Run::of(
         Command::new("strip")
             .arg("-o")
             .arg(&stripped)
-            .arg(&packed.exe),
+            .arg(&old_path),
     );
     assert_eq!(strip.code, Some(0), "strip: {}", strip.stderr);
     let bytes = std::fs::read(&stripped).unwrap();
@@ -121,12 +126,17 @@ fn a_stripped_executable_explains_what_happened() {
         err.contains("hint: install the packed file as it came"),
         "{err}"
     );
+    let err = Run::of(crate::support::wrapkit().arg("verify").arg(&stripped)).fails_with(1);
+    assert!(
+        err.contains("payload: no wrapkit payload: the file") && err.contains("`strip`"),
+        "{err}"
+    );
 }
 
 /// Replaces `field=` + 16 hex digits in the trailer.
 fn patch_trailer(bytes: &mut [u8], field: &str, value: &str) {
-    let len = bytes.len();
-    let trailer = &mut bytes[len - TRAILER_LEN..];
+    let end = end_of_payload(bytes);
+    let trailer = &mut bytes[end - TRAILER_LEN..end];
     let text = String::from_utf8(trailer.to_vec()).unwrap();
     let at = text.find(field).unwrap() + field.len();
     trailer[at..at + value.len()].copy_from_slice(value.as_bytes());
@@ -155,7 +165,7 @@ fn a_trailer_pointing_outside_the_file_is_refused() {
 fn a_central_directory_that_cannot_fit_is_refused() {
     let packed = big_app();
     let mut bytes = packed.bytes();
-    let eocd = bytes.len() - TRAILER_LEN - 22;
+    let eocd = end_of_payload(&bytes) - TRAILER_LEN - 22;
     // Claim a huge central directory size (the real archive is far smaller).
     bytes[eocd + 12..eocd + 16].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
     let err = refuses(&packed, "cdsize", &bytes, BAD_PAYLOAD);
@@ -171,11 +181,11 @@ fn a_central_directory_that_cannot_fit_is_refused() {
 fn a_newer_format_or_unknown_run_mode_is_unsupported() {
     let packed = big_app();
     let mut bytes = packed.bytes();
-    let len = bytes.len();
-    bytes[len - TRAILER_LEN + 11] = b'0';
-    bytes[len - TRAILER_LEN + 12] = b'2';
-    let err = refuses(&packed, "v2", &bytes, UNSUPPORTED);
-    assert!(err.contains("format version 2 is not supported"), "{err}");
+    let end = end_of_payload(&bytes);
+    bytes[end - TRAILER_LEN + 11] = b'0';
+    bytes[end - TRAILER_LEN + 12] = b'3';
+    let err = refuses(&packed, "v3", &bytes, UNSUPPORTED);
+    assert!(err.contains("format version 3 is not supported"), "{err}");
 
     // A manifest edited without fixing its CRC is corruption...
     let mut bytes = packed.bytes();
@@ -297,7 +307,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 fn a_multi_disk_archive_is_refused() {
     let packed = big_app();
     let mut bytes = packed.bytes();
-    let eocd = bytes.len() - TRAILER_LEN - 22;
+    let eocd = end_of_payload(&bytes) - TRAILER_LEN - 22;
     bytes[eocd + 4] = 1; // "number of this disk"
     let err = refuses(&packed, "disk", &bytes, BAD_PAYLOAD);
     assert!(

@@ -25,7 +25,7 @@ fn info_verify_and_help_without_the_packer() {
     assert!(err.contains("unknown WRAPKIT_SELF command `nope`"), "{err}");
     // A damaged copy fails verify, naming the region.
     let mut bytes = packed.bytes();
-    let at = bytes.len() - 400;
+    let at = crate::support::archive_range(&bytes).end - 400;
     bytes[at] ^= 0x40;
     let damaged = packed.variant("damaged", &bytes);
     let run = Run::of(std::process::Command::new(&damaged).env("WRAPKIT_SELF", "verify"));

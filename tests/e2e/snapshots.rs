@@ -47,7 +47,7 @@ fn info_and_ls_long() {
     stub:        ELF 64-bit x86_64, static, [SIZE]
     payload:     at offset [N], 1.3 KiB (4 entries, 2 files)
     compression: 21 B of files stored in 21 B (100.0 %)
-    format:      version 1
+    format:      version 2
     digest:      blake3:[DIGEST]
     app:         sample 1.2.3
     run:         lua main.lua

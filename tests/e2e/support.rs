@@ -322,3 +322,19 @@ pub fn with_terminal_stderr(cmd: &mut Command) -> Option<Run> {
         stderr: String::from_utf8_lossy(&stderr).replace("\r\n", "\n"),
     })
 }
+
+/// Where the zip archive lies in a packed file: in the stub's ELF note (format 2), or at the
+/// end of the file (format 1, or a stub that cannot carry a note).
+pub fn archive_range(bytes: &[u8]) -> std::ops::Range<usize> {
+    let archive = wrapkit_runtime::archive::Archive::open(bytes).expect("a packed file");
+    archive.start_pos() as usize..archive.bytes().len()
+}
+
+/// The stub a packed file was made from, as `--runtime PACKED` gets it back.
+pub fn stub_of(bytes: &[u8]) -> Vec<u8> {
+    let archive = wrapkit_runtime::archive::Archive::open(bytes).expect("a packed file");
+    match archive.carried() {
+        Some(c) => wrapkit_runtime::format::elf::original_stub(bytes, c).expect("as packed"),
+        None => bytes[..archive.start_pos() as usize].to_vec(),
+    }
+}

@@ -46,14 +46,19 @@ pub(crate) fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let opened = inspect::open(&args.app)?;
     let validated = opened.validate()?;
     let manifest = opened.manifest()?;
-    let stub = opened.archive.stub();
+    // The ELF header is read from the whole file: a carried payload's stub is not contiguous.
+    let mut stub = stub_facts(opened.bytes);
+    stub.size = opened
+        .archive
+        .carried()
+        .map_or(opened.archive.start_pos(), |c| c.record.len);
     let info = Info {
         file: args.app.display().to_string(),
         size: opened.bytes.len() as u64,
-        stub: stub_facts(stub),
+        stub,
         payload: PayloadFacts {
             offset: opened.archive.start_pos(),
-            size: opened.bytes.len() as u64 - opened.archive.start_pos(),
+            size: opened.archive.bytes().len() as u64 - opened.archive.start_pos(),
             entries: validated.entries.len() as u64,
             files: validated.files,
             content_bytes: validated.total_size,

@@ -250,15 +250,16 @@ impl Cache {
     }
 }
 
-/// The digest in the trailer of the packed file at `path`, if it is one: reads only its last
-/// 158 bytes. `wrapkit cache gc` uses it to tell whether an executable still uses a tree. The
+/// The digest in the trailer of the packed file at `path`, if it is one: reads only the 158
+/// bytes before its archive's end (the end of the file, or of the stub's note: format::elf). `wrapkit cache gc` uses it to tell whether an executable still uses a tree. The
 /// path comes from a marker and may since have been replaced by anything: a FIFO or device
 /// there is "not a packed file", found without blocking.
 pub fn digest_of(path: &Path) -> Option<String> {
     use std::io::{Seek, SeekFrom};
     let mut f = beneath::open_regular_path(path).ok()?;
     let len = f.metadata().ok()?.len();
-    let pos = len.checked_sub(TRAILER_LEN as u64)?;
+    let end = crate::format::elf::archive_end_in(&f, len).unwrap_or(len);
+    let pos = end.checked_sub(TRAILER_LEN as u64)?;
     f.seek(SeekFrom::Start(pos)).ok()?;
     let mut buf = vec![0u8; TRAILER_LEN];
     f.read_exact(&mut buf).ok()?;

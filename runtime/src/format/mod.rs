@@ -1,13 +1,16 @@
-//! The wrapkit payload format, version 1: the only place that knows its bytes.
+//! The wrapkit payload format, version 2: the only place that knows its bytes.
 //!
 //! ```text
-//! [ stub ][ local header + data ... | .wrapkit/index | .wrapkit/manifest.json | central directory |
-//!         [ zip64 end record + locator ] | end of central directory + comment = trailer ]
+//! [ stub's loaded image ][ .note.wrapkit: note header | local header + data ... | .wrapkit/index |
+//!   .wrapkit/manifest.json | central directory | [ zip64 end record + locator ] |
+//!   end of central directory + comment = trailer ][ the stub's other sections, section headers ]
 //! ```
 //!
 //! The payload is a standard zip archive written with absolute offsets, so `unzip`, `zipinfo` and
-//! Python's `zipfile` read a packed executable as it is. Everything wrapkit-specific is found from
-//! the end of the file in constant time:
+//! Python's `zipfile` read a packed executable as it is. [`elf`] carries it in an ELF note so that
+//! `strip` keeps it, and finds it again with a walk of the section headers (format 1 files, with
+//! the archive appended, are read from the end of the file). Everything else wrapkit-specific is
+//! found from the end of the archive in constant time:
 //!
 //! - [`trailer`]: the zip comment, a fixed-length ASCII line holding the magic, the format
 //!   version, where the archive starts, where the index and manifest are, and the digest;
@@ -36,7 +39,8 @@ pub mod writer;
 pub mod zip;
 
 /// The payload format version this crate reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 1 files (the archive appended to the stub) are still read.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Reserved directory inside the archive for wrapkit's own entries.
 pub const RESERVED_DIR: &str = ".wrapkit";
@@ -108,7 +112,7 @@ pub enum FormatError {
     )]
     NoPayload { len: u64 },
     #[error(
-        "no wrapkit payload: the file ({len} bytes) ends exactly where its ELF image ends, so it was never packed or its payload was stripped (`strip` and `objcopy` drop data appended to an executable, and packaging tools strip by default)"
+        "no wrapkit payload: the file ({len} bytes) ends exactly where its ELF image ends, so it was never packed or its payload was stripped (`strip` and `objcopy` drop data appended to an executable, as wrapkit wrote it before format 2, and packaging tools strip by default)"
     )]
     Stripped { len: u64 },
     #[error(
@@ -146,7 +150,7 @@ impl FormatError {
     pub fn hint_text(&self) -> &'static str {
         match self {
             FormatError::Stripped { .. } => {
-                "install the packed file as it came from `wrapkit pack`, and tell the packaging tool not to strip it (dh_strip --exclude=FILE, or `%global __os_install_post %{nil}` for RPM)"
+                "install the packed file as it came from `wrapkit pack`, or pack the app again with a wrapkit that writes format 2, whose payload survives strip"
             }
             FormatError::NoPayload { .. } => {
                 "the file was cut short or changed after packing; copy it again, or pack the app again"
@@ -179,7 +183,7 @@ impl FormatError {
     /// The error for a file with no trailer: stripped if it ends where its ELF image ends.
     pub fn no_payload(bytes: &[u8]) -> Self {
         let len = bytes.len() as u64;
-        if elf::image_end(bytes) == Some(len) {
+        if elf::file_end(bytes) == Some(len) {
             FormatError::Stripped { len }
         } else {
             FormatError::NoPayload { len }

@@ -89,7 +89,7 @@ impl Trailer {
         let version = field(9, " v", 2)?
             .parse::<u32>()
             .map_err(|_| bad("the version is not a number"))?;
-        if version != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&version) {
             return Err(FormatError::UnsupportedVersion {
                 found: version,
                 supported: FORMAT_VERSION,
@@ -151,11 +151,11 @@ mod tests {
     fn rejects_a_newer_version() {
         let mut bytes = sample().encode();
         bytes[11] = b'0';
-        bytes[12] = b'2';
+        bytes[12] = b'3';
         let err = Trailer::decode(&bytes, 7).unwrap_err();
         assert!(matches!(
             err,
-            FormatError::UnsupportedVersion { found: 2, .. }
+            FormatError::UnsupportedVersion { found: 3, .. }
         ));
     }
 
