@@ -202,6 +202,7 @@ pub fn format_1_file(packed: &Packed) -> Vec<u8> {
         run: RunSpec::Lua {
             entry: "main.lua".into(),
         },
+        layers: Vec::new(),
     };
     let mut bytes = forge_with(
         &stub,
