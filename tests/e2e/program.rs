@@ -170,6 +170,11 @@ fn host_libc_runs_with_the_build_hosts_libraries_hidden_and_reexecutes_itself() 
         assert!(audit.contains(line), "{line} in:\n{audit}");
     }
     assert!(!audit.contains("search path"), "{audit}");
+    let info = Run::of(wrapkit().arg("info").arg(&packed.exe)).ok();
+    assert!(
+        info.contains("\nrun:         exec .layers/prog/bin/prog\nlayer:       .layers/prog (libc host, glibc >= 2."),
+        "{info}"
+    );
     let cache = CacheDir::new();
     assert_eq!(hidden(&cache, &packed, &[], false).ok(), f.expected);
     let child = format!("child: {}", f.expected);

@@ -131,6 +131,19 @@ pub(crate) fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
         printable(&info.manifest.version)
     )?;
     writeln!(out, "run:         {run}")?;
+    for l in &info.manifest.layers {
+        writeln!(
+            out,
+            "layer:       {} (libc {}{}, {})",
+            printable(&l.prefix),
+            l.libc.as_str(),
+            l.glibc
+                .as_deref()
+                .map(|g| format!(", glibc >= {}", printable(g)))
+                .unwrap_or_default(),
+            printable(l.digest.get(..12).unwrap_or(&l.digest))
+        )?;
+    }
     writeln!(out, "packer:      {}", printable(&info.manifest.packer))?;
     Ok(ExitCode::SUCCESS)
 }
