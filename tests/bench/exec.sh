@@ -164,8 +164,8 @@ if [ -x "$python" ]; then
   "$wrapkit" pack "$work/apppy" -o "$work/packedpy" -q
   "$work/packedpy"
 fi
-tree_of() { # packed exe -> its tree
-  python3 -c 'import sys; t=open(sys.argv[1],"rb").read()[-158:].decode(); print(t.split("blake3=")[1][:64])' "$1"
+tree_of() { # packed exe -> its tree (the payload's digest, as `wrapkit info` reads it)
+  "$wrapkit" info --json "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["digest"].split(":")[1])' 
 }
 
 for s in "${sections[@]}"; do
