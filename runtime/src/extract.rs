@@ -36,6 +36,8 @@ pub struct ExtractOptions {
     /// A directory prefix every entry's name has, left out of the names written (a layer's
     /// entries are extracted to its own tree). Entries are still read by their full names.
     pub strip_prefix: Option<String>,
+    /// Create files without write permission (a cache tree is read-only once filled).
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -221,7 +223,7 @@ fn write_files(
                 while !failed.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(e) = files.get(i) else { break };
-                    match write_file(archive, e, target, opts.fsync) {
+                    match write_file(archive, e, target, opts.fsync, opts.read_only) {
                         Ok(n) => {
                             bytes.fetch_add(n as usize, Ordering::Relaxed);
                         }
@@ -248,9 +250,10 @@ fn write_file(
     e: &Entry<'_>,
     target: &Target<'_>,
     fsync: bool,
+    read_only: bool,
 ) -> Result<u64, ExtractError> {
     let raw = archive.raw_data(e)?;
-    let mode = normalised_mode(EntryKind::File, e.mode);
+    let mode = normalised_mode(EntryKind::File, e.mode) & if read_only { !0o222 } else { !0 };
     let file = target
         .dir
         .create_file(target.dest(e.name), mode)

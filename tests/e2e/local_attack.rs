@@ -480,4 +480,18 @@ fn a_program_run_from_the_cache_cannot_change_its_tree() {
         let err = run(&["exit", "0"]).ok_stderr();
         assert!(err.contains("warm start"), "{err}");
     }
+    // A layer, whose program the fill patches, is filled by an ordinary user too, and ends
+    // read-only like the rest.
+    let layered = App::new().file("x.txt", "x").pack(&[
+        "--program",
+        "/bin/sh",
+        "--arg",
+        "-c",
+        "--arg",
+        "echo layered; echo x > \"${0%/*}/new\"",
+    ]);
+    let (_d2, app2) = install(&layered.exe, 0o755);
+    let out = Run::of(as_nobody(&app2).env("WRAPKIT_CACHE_DIR", &cache));
+    assert_eq!(out.stdout, "layered\n", "{out:?}");
+    assert!(out.stderr.contains("Permission denied"), "{out:?}");
 }

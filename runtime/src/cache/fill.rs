@@ -453,7 +453,10 @@ impl Cache {
             path: shown.to_path_buf(),
             source,
         };
-        let opts = ExtractOptions::default();
+        let opts = ExtractOptions {
+            read_only: true,
+            ..ExtractOptions::default()
+        };
         let own;
         let entries = if manifest.layers.is_empty() {
             validated
@@ -612,7 +615,8 @@ fn make_read_only(dir: &Dir) -> io::Result<()> {
         let st = dir.stat(name)?;
         match FileType::from_raw_mode(st.st_mode) {
             FileType::Directory => make_read_only(&dir.open_dir(name)?)?,
-            FileType::RegularFile => {
+            // Extracted files are created read-only; this is for the few the fill writes.
+            FileType::RegularFile if st.st_mode & 0o222 != 0 => {
                 let mode = st.st_mode & 0o7777 & !0o222;
                 dir.open_file(name)?
                     .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;

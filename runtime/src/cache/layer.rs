@@ -12,7 +12,7 @@
 //!   each patch slot written with the absolute path for that choice.
 
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::OFlags;
@@ -115,9 +115,9 @@ fn populate_layer(
         }
     }
     let opts = ExtractOptions {
-        fsync: false,
-        threads: 0,
         strip_prefix: Some(layer.prefix.clone()),
+        read_only: true,
+        ..ExtractOptions::default()
     };
     let stats =
         extract::extract_into(source.archive, &entries, tmp, shown, &opts).map_err(|source| {
@@ -177,8 +177,15 @@ fn populate_layer(
                 ),
             ),
         })?;
+        // Files are extracted read-only; ours to open for writing once, in the private temp dir.
+        let mode = tmp.stat(&p.path).map_err(io_err("patch", &p.path))?.st_mode & 0o7777;
+        tmp.open_file(&p.path)
+            .and_then(|f| f.set_permissions(std::fs::Permissions::from_mode(mode | 0o200)))
+            .map_err(io_err("patch", &p.path))?;
         let f = tmp
             .open_regular(&p.path, OFlags::WRONLY, 0)
+            .map_err(io_err("patch", &p.path))?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(io_err("patch", &p.path))?;
         let len = f.metadata().map_err(io_err("patch", &p.path))?.len();
         if p.offset.saturating_add(u64::from(p.capacity)) > len {
