@@ -795,3 +795,153 @@ fn an_exec_program_reached_through_a_leaving_link_chain_never_runs() {
         .collect();
     assert!(trees.is_empty(), "{trees:?}");
 }
+
+/// A forged exec app whose program is in the layer `.layers/t`, with `layer` as its manifest
+/// says (its digest computed over `entries` unless `digest` is given).
+fn forged_layer_app(
+    sb: &Sandbox,
+    name: &str,
+    extra: Vec<Forged>,
+    patch: impl FnOnce(&mut wrapkit_runtime::format::layer::Layer),
+    digest: Option<String>,
+) -> PathBuf {
+    use wrapkit_runtime::format::EntryKind;
+    use wrapkit_runtime::format::layer::{Digester, Layer, Libc};
+    use wrapkit_runtime::format::manifest::{Manifest, Run as RunSpec, StubInfo};
+    let probe = crate::exec::probe();
+    let mut entries = vec![
+        main_lua(),
+        Forged::dir(".layers"),
+        Forged::dir(".layers/t"),
+        Forged::dir(".layers/t/bin"),
+        Forged::file(".layers/t/bin/probe", probe).mode(0o100755),
+    ];
+    entries.extend(extra);
+    let mut layer = Layer {
+        prefix: ".layers/t".into(),
+        digest: String::new(),
+        libc: Libc::Host,
+        glibc: None,
+        patches: Vec::new(),
+    };
+    patch(&mut layer);
+    let mut d = Digester::new(&layer);
+    d.entry("bin", EntryKind::Dir, 0o755, 0, b"");
+    d.entry(
+        "bin/probe",
+        EntryKind::File,
+        0o755,
+        probe.len() as u64,
+        blake3::hash(probe).as_bytes(),
+    );
+    for e in entries.iter().skip(5) {
+        let rel = e.name.strip_prefix(".layers/t/").unwrap();
+        let target = String::from_utf8(e.data.clone()).unwrap();
+        d.entry(
+            rel,
+            EntryKind::Symlink,
+            0o777,
+            target.len() as u64,
+            target.as_bytes(),
+        );
+    }
+    layer.digest = digest.unwrap_or_else(|| d.finish());
+    let manifest = Manifest {
+        format: wrapkit_runtime::format::FORMAT_VERSION,
+        name: "layered".into(),
+        version: "1".into(),
+        packer: "forged".into(),
+        stub: StubInfo::of(stub()),
+        run: RunSpec::Exec {
+            argv: vec![".layers/t/bin/probe".into(), "exit".into(), "7".into()],
+            env: Default::default(),
+        },
+        layers: vec![layer],
+    };
+    let app = sb.dir.path().join(name);
+    fs::write(&app, crate::forge::forge_with(stub(), &entries, &manifest)).unwrap();
+    fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    app
+}
+
+#[test]
+fn a_forged_layer_never_enters_the_shared_cache() {
+    let sb = Sandbox::new();
+    let cache = sb.dir.path().join("cache");
+    let run = |app: &Path| Run::of(Command::new(app).env("WRAPKIT_CACHE_DIR", &cache));
+    let layer_trees = || -> Vec<String> {
+        fs::read_dir(cache.join("layers-v1"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.ends_with(".lock"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // The honest one runs from its layer.
+    let good = forged_layer_app(&sb, "good", vec![], |_| {}, None);
+    assert_eq!(run(&good).code, Some(7), "{:?}", run(&good));
+    assert_eq!(
+        layer_trees().len(),
+        2,
+        "tree and marker: {:?}",
+        layer_trees()
+    );
+    Run::of(
+        wrapkit()
+            .args(["cache", "clear", "--cache-dir"])
+            .arg(&cache),
+    )
+    .ok();
+    assert!(layer_trees().is_empty());
+
+    // A name that is not its contents' (another layer's digest, say), a link climbing out of
+    // the layer, a patch slot outside its file, a prefix that is no archive directory.
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (
+            forged_layer_app(&sb, "lying", vec![], |_| {}, Some("ab".repeat(32))),
+            "do not match its digest",
+        ),
+        (
+            forged_layer_app(
+                &sb,
+                "climbing",
+                vec![Forged::symlink(".layers/t/bin/up", "../../other")],
+                |_| {},
+                None,
+            ),
+            "does not stay inside the layer",
+        ),
+        (
+            forged_layer_app(
+                &sb,
+                "slot",
+                vec![],
+                |l| {
+                    l.patches.push(wrapkit_runtime::format::layer::Patch {
+                        path: "bin/probe".into(),
+                        offset: 1 << 40,
+                        capacity: 64,
+                        host: "/x".into(),
+                        bundle: "/x".into(),
+                    })
+                },
+                None,
+            ),
+            "lies outside",
+        ),
+        (
+            forged_layer_app(&sb, "prefix", vec![], |l| l.prefix = "../t".into(), None),
+            "not a valid archive directory",
+        ),
+    ];
+    for (app, needle) in cases {
+        let r = run(&app);
+        assert_eq!(r.stdout, "", "{app:?}");
+        let err = r.fails_with(120);
+        assert!(err.contains(needle), "{app:?}: {err}");
+        assert_eq!(err.matches("error:").count(), 1, "{err}");
+        assert!(layer_trees().is_empty(), "{app:?}: {:?}", layer_trees());
+    }
+}
