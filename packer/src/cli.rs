@@ -373,8 +373,8 @@ pub struct PackArgs {
     #[arg(long, value_name = "VERSION")]
     pub app_version: Option<String>,
 
-    /// Lua script to run, as a path inside DIR [default: main.lua]. Replaces the config's
-    /// `entry` or `exec`.
+    /// Script to run, as a path inside DIR [default: main.lua; with `--node` or `--tcl`, see
+    /// there]. Replaces the config's `entry` or `exec`.
     #[arg(long, value_name = "PATH", conflicts_with = "exec")]
     pub entry: Option<String>,
 
@@ -406,6 +406,12 @@ pub struct PackArgs {
     /// is new enough, else the packed one (`auto`) [default: auto].
     #[arg(long, value_enum)]
     pub libc: Option<crate::config::LibcSetting>,
+
+    /// Run the app with Node.js from the build machine: PATH is its binary [default: `node` on
+    /// PATH]. Bundles the binary with its libraries (see `--libc`) and runs the script named by
+    /// `--entry`, else package.json's `bin` or `main`, else `index.js`. Put DIR before it.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with_all = ["exec", "program"])]
+    pub node: Option<Option<PathBuf>>,
 
     /// Set an environment variable for the `exec` program (repeatable; added to the config's
     /// `env`).

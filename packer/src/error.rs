@@ -133,6 +133,21 @@ pub enum PackError {
     },
     #[error("{}: `--dynamic-user` and a user name (`--user`, or `user` in [deploy]) are two answers to one question", path.display())]
     DeployUser { path: PathBuf },
+    #[error("no `{name}` on PATH")]
+    InterpreterNotFound {
+        name: &'static str,
+        flag: &'static str,
+    },
+    #[error("{}: not an interpreter wrapkit can bundle: {reason}", path.display())]
+    BadInterpreter {
+        path: PathBuf,
+        flag: &'static str,
+        reason: String,
+    },
+    #[error("no script to run in {}: {tried}", dir.display())]
+    NoScript { dir: PathBuf, tried: String },
+    #[error("{}: {reason}", path.display())]
+    BadPackageJson { path: PathBuf, reason: String },
 }
 
 impl PackError {
@@ -204,6 +219,15 @@ impl PackError {
             PackError::Deploy { source, .. } => source.hint_text().into(),
             PackError::DeployUser { .. } => {
                 "give one: `--user NAME` (a system user, declared in sysusers.d) or `--dynamic-user`; a flag replaces what [deploy] says".into()
+            }
+            PackError::InterpreterNotFound { flag, .. } => {
+                format!("install it, or name its binary: `wrapkit pack DIR --{flag} PATH` (DIR first: a path right after `--{flag}` is its binary)")
+            }
+            PackError::BadInterpreter { flag, .. } => format!(
+                "`--{flag} PATH` names the interpreter's executable on this machine (DIR goes before `--{flag}`)"
+            ),
+            PackError::NoScript { .. } | PackError::BadPackageJson { .. } => {
+                "name the script with `--entry PATH` (a path inside DIR)".into()
             }
             PackError::BadRuntime { .. } => {
                 "give `--runtime` a wrapkit-stub binary, or omit it to use the built-in one".into()

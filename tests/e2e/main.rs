@@ -17,6 +17,7 @@ mod inspect;
 mod json;
 mod local_attack;
 mod lua;
+mod node;
 mod pack;
 mod payload;
 mod program;

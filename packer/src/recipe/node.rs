@@ -1,0 +1,170 @@
+//! Node.js apps: `wrapkit pack DIR --node [PATH]`. The build machine's `node` (the real
+//! binary, shims resolved) becomes a layer through [`program`](super::program), so it runs by
+//! its real path: `process.execPath` names it, and `child_process.fork()` or
+//! `execFile(process.execPath)` start the same binary with the same libraries, with or without
+//! `/proc`. The app, with its `node_modules`, is the bundle; Node reads it from the cache tree
+//! like any directory (it cannot `require` from a zip), so CommonJS and ES modules resolve as
+//! they did in DIR.
+//!
+//! ```text
+//! .layers/node/bin/node    the binary, with slots for its absolute PT_INTERP and DT_RPATH
+//! .layers/node/lib/…       libstdc++, libgcc_s (and glibc in glibc/, see --libc)
+//! <app>/…                  package.json, the entry script, node_modules/
+//! ```
+//!
+//! The script is `--entry`, else `package.json`'s `bin` (what `npm install -g` would put on
+//! PATH: a packed file is a command), else its `main`, else `index.js`.
+
+use std::path::{Path, PathBuf};
+
+use wrapkit_runtime::format::EntryKind;
+use wrapkit_runtime::format::layer::Libc;
+
+use super::program::{self, Program};
+use crate::error::PackError;
+use crate::pack::Interpreter;
+use crate::plan::Plan;
+
+const FLAG: &str = "node";
+
+/// Adds the Node layer; returns the run spec's argv: the layer's node and the script.
+pub fn add(
+    plan: &mut Plan,
+    app: &Path,
+    node: &Interpreter,
+    libraries: &[PathBuf],
+    libc: Libc,
+) -> Result<Vec<String>, PackError> {
+    let mut binary = super::host_binary(node.binary.as_deref(), "node", FLAG)?;
+    if !super::is_elf(&binary) {
+        // A version manager's shim script: the binary it runs knows its own path.
+        let real = super::ask(
+            &binary,
+            &["-e", "process.stdout.write(process.execPath)"],
+            FLAG,
+        )?;
+        binary = std::fs::canonicalize(&real).map_err(|source| PackError::Read {
+            path: real.into(),
+            source,
+        })?;
+    }
+    let entry = match &node.entry {
+        Some(entry) => checked(plan, app, entry)?,
+        None => default_entry(plan, app)?,
+    };
+    let bin = program::add(
+        plan,
+        &Program {
+            path: &binary,
+            name: "node",
+            libraries,
+            libc,
+        },
+    )?;
+    Ok(vec![bin, format!("{{root}}/{entry}")])
+}
+
+/// `--entry`, which must be a file of the app.
+fn checked(plan: &Plan, app: &Path, entry: &str) -> Result<String, PackError> {
+    match plan.resolve(entry) {
+        Some(e) if e.kind == EntryKind::File => Ok(entry.trim_start_matches("./").to_owned()),
+        _ => Err(PackError::MissingEntry {
+            entry: entry.to_owned(),
+            dir: app.to_path_buf(),
+        }),
+    }
+}
+
+/// package.json's `bin`, else its `main`, else `index.js`.
+fn default_entry(plan: &Plan, app: &Path) -> Result<String, PackError> {
+    let mut tried = Vec::new();
+    if plan.get("package.json").is_some() {
+        let path = app.join("package.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| PackError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| PackError::BadPackageJson {
+                path: path.clone(),
+                reason: format!("not JSON: {e}"),
+            })?;
+        for (key, spec) in [("bin", bin_script(&json, &path)?), ("main", main(&json))] {
+            let Some(spec) = spec else { continue };
+            if let Some(found) = module_file(plan, &spec) {
+                return Ok(found);
+            }
+            return Err(PackError::BadPackageJson {
+                path,
+                reason: format!("its `{key}` names `{spec}`, which is not a file of the app"),
+            });
+        }
+        tried.push("package.json has no `bin` or `main`");
+    } else {
+        tried.push("no package.json");
+    }
+    if let Some(found) = module_file(plan, "index.js") {
+        return Ok(found);
+    }
+    tried.push("no index.js");
+    Err(PackError::NoScript {
+        dir: app.to_path_buf(),
+        tried: tried.join(", "),
+    })
+}
+
+/// `"bin": "cli.js"`, or `"bin": {"name": "cli.js"}` with one command or one named after
+/// the package.
+fn bin_script(json: &serde_json::Value, path: &Path) -> Result<Option<String>, PackError> {
+    match json.get("bin") {
+        None => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        Some(serde_json::Value::Object(map)) => {
+            let name = json.get("name").and_then(|n| n.as_str()).unwrap_or("");
+            // A scoped package's command is named without its scope.
+            let short = name.rsplit('/').next().unwrap_or(name);
+            let pick = match map.len() {
+                1 => map.values().next(),
+                _ => map.get(short),
+            };
+            match pick.and_then(|v| v.as_str()) {
+                Some(s) => Ok(Some(s.to_owned())),
+                None => Err(PackError::BadPackageJson {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "its `bin` names {} commands and none is the package's name `{short}`",
+                        map.len()
+                    ),
+                }),
+            }
+        }
+        Some(_) => Err(PackError::BadPackageJson {
+            path: path.to_path_buf(),
+            reason: "its `bin` is neither a string nor an object".into(),
+        }),
+    }
+}
+
+fn main(json: &serde_json::Value) -> Option<String> {
+    json.get("main")?.as_str().map(str::to_owned)
+}
+
+/// The file Node loads for `spec` relative to the app: as it is, with `.js`, `.cjs` or `.mjs`,
+/// or as a directory's `index.js`.
+fn module_file(plan: &Plan, spec: &str) -> Option<String> {
+    let spec = spec.trim_start_matches("./").trim_end_matches('/');
+    [
+        spec.to_owned(),
+        format!("{spec}.js"),
+        format!("{spec}.cjs"),
+        format!("{spec}.mjs"),
+        format!("{spec}/index.js"),
+    ]
+    .into_iter()
+    .find(|candidate| {
+        !candidate.is_empty()
+            && plan
+                .resolve(candidate)
+                .is_some_and(|e| e.kind == EntryKind::File)
+    })
+}
