@@ -410,8 +410,14 @@ pub struct PackArgs {
     /// Run the app with Node.js from the build machine: PATH is its binary [default: `node` on
     /// PATH]. Bundles the binary with its libraries (see `--libc`) and runs the script named by
     /// `--entry`, else package.json's `bin` or `main`, else `index.js`. Put DIR before it.
-    #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with_all = ["exec", "program"])]
+    #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with_all = ["exec", "program", "tcl"])]
     pub node: Option<Option<PathBuf>>,
+
+    /// Run the app with Tcl from the build machine: PATH is its tclsh [default: `tclsh` on
+    /// PATH]. Bundles tclsh, libtcl, Tcl's script library and modules, and the packages the
+    /// app's scripts `package require`; runs `--entry`, else `main.tcl`. Put DIR before it.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with_all = ["exec", "program", "node"])]
+    pub tcl: Option<Option<PathBuf>>,
 
     /// Set an environment variable for the `exec` program (repeatable; added to the config's
     /// `env`).

@@ -62,6 +62,7 @@ pub struct Interpreter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Language {
     Node,
+    Tcl,
 }
 
 /// The plan for `opts`: the app directory's entries, checked, and the run spec, checked
@@ -117,15 +118,22 @@ fn bundle_interpreter(
     let Some(interpreter) = interpreter else {
         return Ok(());
     };
-    let RunSpec::Exec { env, .. } = plan.run.clone() else {
+    let RunSpec::Exec { mut env, .. } = plan.run.clone() else {
         return Ok(());
     };
-    let argv = match interpreter.language {
-        Language::Node => {
-            crate::recipe::node::add(plan, app, interpreter, &opts.libraries, opts.libc)?
-        }
+    let (libraries, libc) = (&opts.libraries, opts.libc);
+    let launch = match interpreter.language {
+        Language::Node => crate::recipe::node::add(plan, app, interpreter, libraries, libc)?,
+        Language::Tcl => crate::recipe::tcl::add(plan, app, interpreter, libraries, libc)?,
     };
-    plan.run = RunSpec::Exec { argv, env };
+    // `--env` and wrapkit.toml's `env` win over what the recipe sets.
+    for (key, value) in launch.env {
+        env.entry(key).or_insert(value);
+    }
+    plan.run = RunSpec::Exec {
+        argv: launch.argv,
+        env,
+    };
     Ok(())
 }
 

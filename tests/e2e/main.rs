@@ -23,3 +23,4 @@ mod payload;
 mod program;
 mod selfcare;
 mod snapshots;
+mod tcl;

@@ -136,15 +136,16 @@ fn merge(args: PackArgs, config: Config) -> Result<PackOptions, PackError> {
     let flag_env = !args.env.is_empty();
     env.extend(args.env);
     // A flag replaces whatever wrapkit.toml says should run; the file itself names one thing.
-    let interpreter = args
-        .node
-        .as_ref()
-        .map(|binary| (Language::Node, binary))
-        .map(|(language, binary)| Interpreter {
-            language,
-            binary: binary.clone(),
-            entry: args.entry.clone().or_else(|| config.entry.clone()),
-        });
+    let interpreter = match (&args.node, &args.tcl) {
+        (Some(binary), _) => Some((Language::Node, binary)),
+        (None, Some(binary)) => Some((Language::Tcl, binary)),
+        (None, None) => None,
+    }
+    .map(|(language, binary)| Interpreter {
+        language,
+        binary: binary.clone(),
+        entry: args.entry.clone().or_else(|| config.entry.clone()),
+    });
     let program = args.program.clone().or_else(|| {
         (args.entry.is_none() && args.exec.is_empty() && interpreter.is_none())
             .then(|| config.program.clone())

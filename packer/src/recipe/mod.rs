@@ -1,17 +1,26 @@
 //! Recipes: each adds entries to a [`Plan`](crate::plan::Plan) and may set its run spec; none
 //! writes anything. [`app`] is the app directory itself, at the archive's root; [`program`] a
-//! native program and its library closure as a layer; [`node`] an interpreter from the build
-//! machine (a layer made by [`program`], plus what the interpreter needs beside it) running a
-//! script of the app.
+//! native program and its library closure as a layer; [`node`] and [`tcl`] an interpreter from
+//! the build machine (a layer made by [`program`], plus what the interpreter needs beside it)
+//! running a script of the app.
 
 pub mod app;
 pub mod node;
 pub mod program;
+pub mod tcl;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::PackError;
+
+/// How an interpreter recipe's app starts: the run spec's argv (the layer's interpreter, the
+/// script under `{root}`) and the variables the interpreter needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
 
 /// The interpreter's executable: `given`, else `name` on `PATH`; symlinks resolved (so
 /// `/usr/bin/tclsh -> /etc/alternatives/tclsh -> tclsh8.6` bundles `tclsh8.6`).
@@ -55,19 +64,35 @@ pub(crate) fn is_elf(path: &Path) -> bool {
         && magic == *b"\x7fELF"
 }
 
-/// Runs the build machine's interpreter `binary` with `args` and returns what it printed: how
-/// an interpreter says where its own files are.
-pub(crate) fn ask(binary: &Path, args: &[&str], flag: &'static str) -> Result<String, PackError> {
-    let out = Command::new(binary)
+/// Runs the build machine's interpreter `binary` with `args` (and `stdin` as its standard
+/// input) and returns what it printed: how an interpreter says where its own files are.
+pub(crate) fn ask(
+    binary: &Path,
+    args: &[&str],
+    stdin: &str,
+    flag: &'static str,
+) -> Result<String, PackError> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let read_err = |source| PackError::Read {
+        path: binary.to_path_buf(),
+        source,
+    };
+    let mut child = Command::new(binary)
         .args(args)
         .env_remove("TCL_LIBRARY")
         .env_remove("TCLLIBPATH")
         .env_remove("NODE_OPTIONS")
-        .output()
-        .map_err(|source| PackError::Read {
-            path: binary.to_path_buf(),
-            source,
-        })?;
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(read_err)?;
+    let mut input = child.stdin.take().expect("piped");
+    // A small script; the interpreter reads it all before it prints anything.
+    let _ = input.write_all(stdin.as_bytes());
+    drop(input);
+    let out = child.wait_with_output().map_err(read_err)?;
     if !out.status.success() {
         return Err(PackError::BadInterpreter {
             path: binary.to_path_buf(),

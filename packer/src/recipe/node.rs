@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use wrapkit_runtime::format::EntryKind;
 use wrapkit_runtime::format::layer::Libc;
 
+use super::Launch;
 use super::program::{self, Program};
 use crate::error::PackError;
 use crate::pack::Interpreter;
@@ -27,20 +28,21 @@ use crate::plan::Plan;
 
 const FLAG: &str = "node";
 
-/// Adds the Node layer; returns the run spec's argv: the layer's node and the script.
+/// Adds the Node layer; returns how it starts: the layer's node with the script.
 pub fn add(
     plan: &mut Plan,
     app: &Path,
     node: &Interpreter,
     libraries: &[PathBuf],
     libc: Libc,
-) -> Result<Vec<String>, PackError> {
+) -> Result<Launch, PackError> {
     let mut binary = super::host_binary(node.binary.as_deref(), "node", FLAG)?;
     if !super::is_elf(&binary) {
         // A version manager's shim script: the binary it runs knows its own path.
         let real = super::ask(
             &binary,
             &["-e", "process.stdout.write(process.execPath)"],
+            "",
             FLAG,
         )?;
         binary = std::fs::canonicalize(&real).map_err(|source| PackError::Read {
@@ -61,7 +63,10 @@ pub fn add(
             libc,
         },
     )?;
-    Ok(vec![bin, format!("{{root}}/{entry}")])
+    Ok(Launch {
+        argv: vec![bin, format!("{{root}}/{entry}")],
+        env: Vec::new(),
+    })
 }
 
 /// `--entry`, which must be a file of the app.
