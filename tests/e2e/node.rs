@@ -31,6 +31,16 @@ fn host_node() -> (Vec<PathBuf>, Vec<PathBuf>) {
             }
         }
     }
+    // Debian's own nodejs is a small binary over libnode.
+    for e in fs::read_dir("/usr/lib/x86_64-linux-gnu")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if e.file_name().to_string_lossy().starts_with("libnode.so") {
+            files.push(e.path());
+        }
+    }
     let dirs = [
         "/usr/lib/node_modules",
         "/usr/local/lib/node_modules",

@@ -172,26 +172,35 @@ fn required_packages(plan: &Plan) -> Result<Vec<String>, PackError> {
             path: path.clone(),
             source,
         })?;
-        let text = String::from_utf8_lossy(&text);
-        let words: Vec<&str> = text
-            .split(|c: char| c.is_whitespace() || c == '[' || c == ']' || c == ';')
-            .filter(|w| !w.is_empty())
-            .collect();
-        for w in words.windows(4) {
-            if w[0] == "package" && w[1] == "require" {
-                let name = if w[2] == "-exact" { w[3] } else { w[2] };
-                let name = name.trim_matches(|c| c == '{' || c == '}' || c == '"');
-                let plain = name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_:.-".contains(c));
-                if plain && !name.is_empty() && !names.iter().any(|n| n == name) {
-                    names.push(name.to_owned());
-                }
-            }
-        }
+        required_in(&String::from_utf8_lossy(&text), &mut names);
     }
     names.sort();
     Ok(names)
+}
+
+/// Adds the names `text` requires (`package require ?-exact? NAME`) to `names`, once each.
+fn required_in(text: &str, names: &mut Vec<String>) {
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || "[]{};".contains(c))
+        .filter(|w| !w.is_empty())
+        .collect();
+    for (i, pair) in words.windows(2).enumerate() {
+        if pair != ["package", "require"] {
+            continue;
+        }
+        let name = match words.get(i + 2) {
+            Some(&"-exact") => words.get(i + 3),
+            other => other,
+        };
+        let Some(name) = name else { continue };
+        let name = name.trim_matches('"');
+        let plain = name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_:.-".contains(c));
+        if plain && !name.is_empty() && !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    }
 }
 
 /// Debian's `tm.tcl` names the module directory inside the library, and the module roots, by
@@ -301,4 +310,36 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_requires_are_read_from_scripts() {
+        let mut names = Vec::new();
+        required_in(
+            "package require Tcl 8.6\nset v [package require -exact csv 0.8.1]\n\
+             if {1} {package require struct::list}; package require $computed\npackage require msgcat",
+            &mut names,
+        );
+        assert_eq!(names, ["Tcl", "csv", "struct::list", "msgcat"]);
+    }
+
+    #[test]
+    fn debians_tm_tcl_is_relocated_to_the_packed_library() {
+        let debian =
+            b"namespace eval ::tcl::tm {\n    variable paths {/usr/share/tcltk/tcl8.6/tcl8}\n}\n\
+            if {![interp issafe]} { ::tcl::tm::roots {/usr/lib/tcltk /usr/share/tcltk} }\n";
+        let out = relocate_tm(debian, Path::new("/usr/share/tcltk/tcl8.6"));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "namespace eval ::tcl::tm {\n    variable paths [list [file join [info library] tcl8]]\n}\n\
+             if {![interp issafe]} { ::tcl::tm::roots [list [file dirname [info library]]] }\n"
+        );
+        // Upstream's, which names nothing absolute, is left as it is.
+        let upstream = b"    variable paths {}\n";
+        assert_eq!(relocate_tm(upstream, Path::new("/x")), upstream);
+    }
 }
