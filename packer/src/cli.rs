@@ -408,7 +408,7 @@ pub struct PackArgs {
     pub libc: Option<crate::config::LibcSetting>,
 
     /// Run the app with Node.js from the build machine: PATH is its binary [default: `node` on
-    /// PATH]. Bundles the binary with its libraries (see `--libc`) and runs the script named by
+    /// PATH], or `npm:VERSION` for that version's official build from npm. Bundles the binary with its libraries (see `--libc`) and runs the script named by
     /// `--entry`, else package.json's `bin` or `main`, else `index.js`. Put DIR before it.
     #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with_all = ["exec", "program", "tcl"])]
     pub node: Option<Option<PathBuf>>,

