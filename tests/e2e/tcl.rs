@@ -109,6 +109,9 @@ set outside [lmap p [tcl::tm::path list] {
 set relocated [expr {[file join [info library] tcl8] in [tcl::tm::path list] && ![llength $outside]}]
 puts "tm: [expr {$relocated ? {relocated} : [tcl::tm::path list]}]"
 puts "msgcat [package present msgcat], [helper]"
+# A binary extension (Debian's tcl-thread: a package tree with a pkgIndex.tcl and a .so).
+set version [package require Thread]
+puts "Thread $version: [thread::send [thread::create] {expr {6 * 7}}]"
 puts "clock: [clock format 86400 -gmt 1 -format {%A %d %B %Y}]"
 puts "cp1252: [binary encode hex [encoding convertto cp1252 "\u20ac"]]"
 puts "data: [string trim [read [open [file join $here data.txt]]]]"
@@ -121,6 +124,7 @@ const EXPECTED: &str = "exe: the layer's tclsh\n\
 library: in the layer\n\
 tm: relocated\n\
 msgcat 1.6.1, sourced\n\
+Thread THREAD: 42\n\
 clock: Friday 02 January 1970\n\
 cp1252: 80\n\
 data: bundled data\n\
@@ -138,7 +142,10 @@ fn a_tcl_app_reexecutes_itself_and_loads_tcls_library_in_an_empty_chroot() {
     let packed = app.pack(&["--tcl", "--libc", "bundle"]);
     let (run, root) = in_empty_root(&packed, &[], false, &[]);
     let patchlevel = host_tclsh("puts -nonewline [info patchlevel]").ok();
-    let expected = EXPECTED.replace("8.6.13", &patchlevel);
+    let thread = host_tclsh("puts -nonewline [package require Thread]").ok();
+    let expected = EXPECTED
+        .replace("8.6.13", &patchlevel)
+        .replace("THREAD", &thread);
     assert_eq!(run.ok(), expected, "no /proc");
     assert_eq!(
         run_in_root(root.path(), &[], true).ok(),

@@ -46,19 +46,24 @@ foreach p [lsort [package names]] {
     set v [package provide $p]
     if {$v eq ""} continue
     set script [package ifneeded $p $v]
+    # The deepest auto_path directory the script names a file below (`/usr/lib` and
+    # `/usr/lib/tcltk/x86_64-linux-gnu` both hold Debian's binary packages).
+    set best ""
     foreach dir $auto_path {
         set dir [file normalize $dir]
         set i [string first "$dir/" $script]
-        if {$i < 0} continue
+        if {$i < 0 || [string length $dir] <= [string length $best]} continue
         set rest [string range $script [expr {$i + [string length $dir] + 1}] end]
         set top [lindex [split $rest "/ \t\n\}\]\";"] 0]
         set root [file join $dir $top]
-        if {$root eq $lib || [string first "$lib/" $root] == 0} break
-        if {[file isfile [file join $root pkgIndex.tcl]] && $root ni $roots} {
-            lappend roots $root
+        if {[file isfile [file join $root pkgIndex.tcl]]} {
+            set best $dir
+            set found $root
         }
-        break
     }
+    if {$best eq ""} continue
+    if {$found eq $lib || [string first "$lib/" $found] == 0} continue
+    if {$found ni $roots} { lappend roots $found }
 }
 foreach r $roots { puts [list root $r] }
 "#;
