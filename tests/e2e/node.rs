@@ -270,3 +270,39 @@ fn a_node_from_npm_is_packed_by_its_version() {
         "{err}"
     );
 }
+
+/// A native addon from npm (prebuilt, nothing compiled): loaded from node_modules in the cache
+/// tree, with the library it needs beyond node's own (librt) in the layer.
+#[test]
+fn a_native_addon_loads_in_an_empty_chroot() {
+    if !require_root("chroot") {
+        return;
+    }
+    let app = App::new()
+        .file("package.json", r#"{"name": "addon", "private": true}"#)
+        .file(
+            "index.js",
+            "const { crc32 } = require('@node-rs/crc32');\nconsole.log(crc32('hello').toString(16));\n",
+        );
+    let npm = Run::of(
+        Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+            .arg("@node-rs/crc32@1.10.6")
+            .current_dir(app.path()),
+    );
+    assert_eq!(npm.code, Some(0), "npm install: {}", npm.stderr);
+    let listing = Run::of(
+        wrapkit()
+            .args(["pack", "--list", "--libc", "bundle"])
+            .arg(app.path())
+            .arg("--node"),
+    )
+    .ok();
+    assert!(
+        listing.contains(".layers/node/glibc/librt.so.1"),
+        "{listing}"
+    );
+    let packed = app.pack(&["--node", "--libc", "bundle", "--compression", "store"]);
+    let (run, _root) = in_empty_root(&packed, &[], false, &[]);
+    assert_eq!(run.ok(), "3610a686\n");
+}

@@ -73,7 +73,17 @@ pub fn add(
         Some(entry) => checked(plan, app, entry)?,
         None => default_entry(plan, app)?,
     };
-    let bin = program::add(
+    // Native addons load from node_modules; what they need beyond node's own libraries
+    // (librt, say) must be in the layer too.
+    let addons: Vec<PathBuf> = plan
+        .entries()
+        .filter(|e| e.kind == EntryKind::File && e.name.ends_with(".node"))
+        .filter_map(|e| match &e.source {
+            crate::plan::Source::Disk(path) if super::is_elf(path) => Some(path.clone()),
+            _ => None,
+        })
+        .collect();
+    let bin = program::add_with_loaded(
         plan,
         &Program {
             path: &binary,
@@ -81,6 +91,7 @@ pub fn add(
             libraries,
             libc,
         },
+        &addons,
     )?;
     Ok(Launch {
         argv: vec![bin, format!("{{root}}/{entry}")],
