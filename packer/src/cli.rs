@@ -377,8 +377,8 @@ pub struct PackArgs {
     #[arg(long, value_name = "VERSION")]
     pub app_version: Option<String>,
 
-    /// Lua script to run, as a path inside DIR [default: main.lua]. Replaces the config's
-    /// `entry` or `exec`.
+    /// Script to run, as a path inside DIR [default: main.lua; with `--node` or `--tcl`, see
+    /// there]. Replaces the config's `entry` or `exec`.
     #[arg(long, value_name = "PATH", conflicts_with = "exec")]
     pub entry: Option<String>,
 
@@ -410,6 +410,18 @@ pub struct PackArgs {
     /// is new enough, else the packed one (`auto`) [default: auto].
     #[arg(long, value_enum)]
     pub libc: Option<crate::config::LibcSetting>,
+
+    /// Run the app with Node.js from the build machine: PATH is its binary [default: `node` on
+    /// PATH], or `npm:VERSION` for that version's official build from npm. Bundles the binary with its libraries (see `--libc`) and runs the script named by
+    /// `--entry`, else package.json's `bin` or `main`, else `index.js`. Put DIR before it.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with_all = ["exec", "program", "tcl"])]
+    pub node: Option<Option<PathBuf>>,
+
+    /// Run the app with Tcl from the build machine: PATH is its tclsh [default: `tclsh` on
+    /// PATH]. Bundles tclsh, libtcl, Tcl's script library and modules, and the packages the
+    /// app's scripts `package require`; runs `--entry`, else `main.tcl`. Put DIR before it.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with_all = ["exec", "program", "node"])]
+    pub tcl: Option<Option<PathBuf>>,
 
     /// Set an environment variable for the `exec` program (repeatable; added to the config's
     /// `env`).

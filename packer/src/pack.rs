@@ -43,6 +43,26 @@ pub struct PackOptions {
     pub libraries: Vec<PathBuf>,
     /// Where a bundled program's glibc comes from.
     pub libc: Libc,
+    /// `--node`, `--tcl`: an interpreter from the build machine runs the app's script (then
+    /// `run` is an `Exec` whose `argv` the recipe fills).
+    pub interpreter: Option<Interpreter>,
+}
+
+/// A script interpreter from the build machine and the script it runs.
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    pub language: Language,
+    /// Its binary; `None`: the one on `PATH`.
+    pub binary: Option<PathBuf>,
+    /// The script, a path in the app; `None`: the language's own default.
+    pub entry: Option<String>,
+}
+
+/// The interpreters `wrapkit pack` knows how to bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    Node,
+    Tcl,
 }
 
 /// The plan for `opts`: the app directory's entries, checked, and the run spec, checked
@@ -57,8 +77,16 @@ pub fn plan(opts: &PackOptions) -> Result<(Plan, Vec<String>), PackError> {
     if input.is_file() {
         // `wrapkit pack script.lua`: an app of one file.
         crate::recipe::app::add_file(&mut plan, &input)?;
-        bundle_program(&mut plan, opts)?;
         let dir = input.parent().unwrap_or(&input).to_path_buf();
+        // The one script is what the interpreter runs.
+        let interpreter = opts.interpreter.clone().map(|mut i| {
+            i.entry = i
+                .entry
+                .or_else(|| plan.entries().next().map(|e| e.name.clone()));
+            i
+        });
+        bundle_interpreter(&mut plan, &dir, interpreter.as_ref(), opts)?;
+        bundle_program(&mut plan, opts)?;
         let warnings = plan.check_run(&dir)?;
         return Ok((plan, warnings));
     }
@@ -69,6 +97,7 @@ pub fn plan(opts: &PackOptions) -> Result<(Plan, Vec<String>), PackError> {
     }
     let filter = Filter::new(&opts.include, &opts.exclude)?;
     let notices = crate::recipe::app::add(&mut plan, &input, &filter, opts.follow_symlinks)?;
+    bundle_interpreter(&mut plan, &input, opts.interpreter.as_ref(), opts)?;
     bundle_program(&mut plan, opts)?;
     let mut warnings: Vec<String> = notices
         .iter()
@@ -77,6 +106,35 @@ pub fn plan(opts: &PackOptions) -> Result<(Plan, Vec<String>), PackError> {
         .collect();
     warnings.extend(plan.check_run(&input)?);
     Ok((plan, warnings))
+}
+
+/// The interpreter recipes: `--node`, `--tcl`.
+fn bundle_interpreter(
+    plan: &mut Plan,
+    app: &Path,
+    interpreter: Option<&Interpreter>,
+    opts: &PackOptions,
+) -> Result<(), PackError> {
+    let Some(interpreter) = interpreter else {
+        return Ok(());
+    };
+    let RunSpec::Exec { mut env, .. } = plan.run.clone() else {
+        return Ok(());
+    };
+    let (libraries, libc) = (&opts.libraries, opts.libc);
+    let launch = match interpreter.language {
+        Language::Node => crate::recipe::node::add(plan, app, interpreter, libraries, libc)?,
+        Language::Tcl => crate::recipe::tcl::add(plan, app, interpreter, libraries, libc)?,
+    };
+    // `--env` and wrapkit.toml's `env` win over what the recipe sets.
+    for (key, value) in launch.env {
+        env.entry(key).or_insert(value);
+    }
+    plan.run = RunSpec::Exec {
+        argv: launch.argv,
+        env,
+    };
+    Ok(())
 }
 
 /// The program recipe, where it applies: `--program`, or an `exec` program in the app that is

@@ -136,7 +136,7 @@ fn hidden(cache: &CacheDir, packed: &Packed, args: &[&str], no_proc: bool) -> Ru
     )
 }
 
-fn layers(cache: &CacheDir) -> Vec<PathBuf> {
+pub(crate) fn layers(cache: &CacheDir) -> Vec<PathBuf> {
     let mut trees: Vec<PathBuf> = fs::read_dir(cache.path().join("layers-v1"))
         .map(|rd| {
             rd.flatten()
@@ -208,7 +208,7 @@ fn host_libc_runs_with_the_build_hosts_libraries_hidden_and_reexecutes_itself() 
 }
 
 /// An empty root holding only the packed file and a cache directory; `proc` mounts /proc in it.
-fn in_empty_root(
+pub(crate) fn in_empty_root(
     packed: &Packed,
     args: &[&str],
     with_proc: bool,
@@ -229,7 +229,7 @@ fn in_empty_root(
     (run, root)
 }
 
-fn run_in_root(root: &Path, args: &[&str], with_proc: bool) -> Run {
+pub(crate) fn run_in_root(root: &Path, args: &[&str], with_proc: bool) -> Run {
     let script = if with_proc {
         format!(
             "set -e; mkdir -p '{0}/proc'; mount -t proc proc '{0}/proc'; exec chroot '{0}' /app \"$@\"",

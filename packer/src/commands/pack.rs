@@ -17,7 +17,7 @@ use crate::config::{self, Config};
 use crate::error::PackError;
 use crate::inspect::human_bytes;
 use crate::messages::{self, detail, note};
-use crate::pack::{self, DEFAULT_MTIME, PackOptions, PackReport};
+use crate::pack::{self, DEFAULT_MTIME, Interpreter, Language, PackOptions, PackReport};
 use crate::plan::RunSpec;
 
 /// `wrapkit pack --json`: what was written (docs/cli.md, "JSON output").
@@ -136,12 +136,27 @@ fn merge(args: PackArgs, config: Config) -> Result<PackOptions, PackError> {
     let flag_env = !args.env.is_empty();
     env.extend(args.env);
     // A flag replaces whatever wrapkit.toml says should run; the file itself names one thing.
+    let interpreter = match (&args.node, &args.tcl) {
+        (Some(binary), _) => Some((Language::Node, binary)),
+        (None, Some(binary)) => Some((Language::Tcl, binary)),
+        (None, None) => None,
+    }
+    .map(|(language, binary)| Interpreter {
+        language,
+        binary: binary.clone(),
+        entry: args.entry.clone().or_else(|| config.entry.clone()),
+    });
     let program = args.program.clone().or_else(|| {
-        (args.entry.is_none() && args.exec.is_empty())
+        (args.entry.is_none() && args.exec.is_empty() && interpreter.is_none())
             .then(|| config.program.clone())
             .flatten()
     });
     let run = match (args.entry, args.exec.is_empty(), &program) {
+        // The recipe fills in the interpreter and its script.
+        _ if interpreter.is_some() => RunSpec::Exec {
+            argv: Vec::new(),
+            env: env.clone(),
+        },
         (Some(entry), _, _) => RunSpec::Lua { entry },
         (None, false, _) => RunSpec::Exec {
             argv: args.exec,
@@ -242,5 +257,6 @@ fn merge(args: PackArgs, config: Config) -> Result<PackOptions, PackError> {
             .libc
             .or(config.libc)
             .map_or(wrapkit_runtime::format::layer::Libc::Auto, Into::into),
+        interpreter,
     })
 }

@@ -49,6 +49,17 @@ pub struct Program<'a> {
 
 /// Adds the layer for `program` to `plan`; returns the archive path of the program to run.
 pub fn add(plan: &mut Plan, program: &Program<'_>) -> Result<String, PackError> {
+    add_with_loaded(plan, program, &[])
+}
+
+/// [`add`], also following the needs of `loaded`: files the program will load from the app
+/// itself (a Node addon in `node_modules`), which stay where they are in the app; the
+/// libraries they need go into the layer.
+pub fn add_with_loaded(
+    plan: &mut Plan,
+    program: &Program<'_>,
+    loaded: &[PathBuf],
+) -> Result<String, PackError> {
     let read = |path: &Path| {
         std::fs::read(path).map_err(|source| PackError::Read {
             path: path.to_path_buf(),
@@ -94,6 +105,7 @@ pub fn add(plan: &mut Plan, program: &Program<'_>) -> Result<String, PackError> 
             })?,
         );
     }
+    roots.extend(loaded.iter().cloned());
     let search = Search::host();
     let found = closure::closure(&roots, &search).map_err(|e| PackError::Closure {
         path: program.path.to_path_buf(),
@@ -111,7 +123,11 @@ pub fn add(plan: &mut Plan, program: &Program<'_>) -> Result<String, PackError> 
     }
     let bundle_glibc = program.libc != Libc::Host;
     let interp = elf.interp.clone().expect("dynamic programs have one");
+    let loaded_roots = program.libraries.len() + 1..=program.libraries.len() + loaded.len();
     for (i, object) in found.objects.iter().enumerate().skip(1) {
+        if loaded_roots.contains(&i) {
+            continue;
+        }
         let dir = if object.is_glibc() { "glibc" } else { "lib" };
         if object.is_glibc() && !bundle_glibc {
             continue;
