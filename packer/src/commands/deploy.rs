@@ -55,6 +55,7 @@ fn oci(args: OciArgs) -> anyhow::Result<ExitCode> {
             path: parent.clone(),
             source,
         })?;
+    let mut filled = None;
     let cache = if args.prefill {
         if kind == AppKind::Lua {
             return Err(PackError::PrefillLua { path: args.app }.into());
@@ -72,7 +73,9 @@ fn oci(args: OciArgs) -> anyhow::Result<ExitCode> {
         cache
             .materialise(&opened.archive, &exe, &Trace::off())
             .map_err(prefill_err)?;
-        Some((dir, hex(&opened.archive.trailer().digest)))
+        let digest = hex(&opened.archive.trailer().digest);
+        filled = Some((cache, digest.clone()));
+        Some((dir, digest))
     } else {
         None
     };
@@ -98,7 +101,13 @@ fn oci(args: OciArgs) -> anyhow::Result<ExitCode> {
     let image = Image::new(&spec).map_err(|source| PackError::DeployOci {
         path: args.app.clone(),
         source,
-    })?;
+    });
+    // The tree is read-only, as every filled tree is: the cache's own removal takes it apart
+    // (a plain recursive delete fails on it for anyone but root).
+    if let Some((cache, digest)) = filled {
+        let _ = cache.remove(&digest);
+    }
+    let image = image?;
 
     let built = staging.path().join("layout");
     for (rel, bytes) in &image.files {
