@@ -224,6 +224,9 @@ impl PackError {
             PackError::PrefillLua { .. } | PackError::PrefillLayers { .. } => {
                 "leave out --prefill: the app fills its cache at its first start, in the container's writable layer".into()
             }
+            PackError::Prefill { .. } => {
+                "the fill runs in a staging directory beside `-o DIR`, under the cache's rules: write the image into a directory that only root and you can write (a sticky one such as /tmp is fine), on a filesystem mounted without `noexec`, with room for the app".into()
+            }
             PackError::OciOutput { .. } => {
                 "give -o a new or empty directory, or one an earlier `wrapkit deploy oci` wrote".into()
             }

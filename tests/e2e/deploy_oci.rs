@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -190,6 +190,24 @@ fn what_cannot_be_an_image_is_refused_with_a_hint() {
 
     let err = deploy(&packed.exe, &out, &["--tag", "a:b"]).fails_with(1);
     assert!(err.contains("`a:b` cannot be the tag"), "{err}");
+
+    // The fill beside the output follows the cache's rules: not under a directory others can
+    // write.
+    let exec = probe_app("data\n", PROBE_TOML).pack(&[]);
+    let open = exec.exe.with_file_name("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let err = deploy(&exec.exe, &open.join("image"), &["--prefill"]).fails_with(1);
+    assert!(err.contains("cannot fill the cache for the image"), "{err}");
+    assert!(
+        err.contains("hint: the fill runs in a staging directory"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_dir(&open).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
 
     fs::create_dir_all(&out).unwrap();
     fs::write(out.join("keep.txt"), "mine").unwrap();
