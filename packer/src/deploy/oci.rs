@@ -374,7 +374,10 @@ impl Tree {
         for entry in walkdir::WalkDir::new(source).sort_by_file_name() {
             let entry = entry.map_err(|e| OciError::Read {
                 path: e.path().unwrap_or(source).to_path_buf(),
-                source: e.into(),
+                // The bare cause: the path is said once, above it.
+                source: e
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("a symlink loop")),
             })?;
             let rel = entry
                 .path()
@@ -397,7 +400,9 @@ impl Tree {
             }
             let meta = entry.metadata().map_err(|e| OciError::Read {
                 path: entry.path().to_path_buf(),
-                source: e.into(),
+                source: e
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("a symlink loop")),
             })?;
             let mode = meta.permissions().mode() & 0o7777;
             let ft = meta.file_type();
