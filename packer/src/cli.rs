@@ -145,6 +145,54 @@ pub enum DeployTarget {
     /// Write NAME.service, hardened, and for a named user sysusers.d/NAME.conf (and for
     /// --empty-root tmpfiles.d/NAME.conf) into DIR.
     Systemd(Box<SystemdArgs>),
+    /// Write an OCI image layout into DIR: the executable run as a non-root user, reproducibly
+    /// (`skopeo`, `umoci` and `podman` read it as `oci:DIR:TAG`).
+    Oci(Box<OciArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct OciArgs {
+    /// The packed executable (its name, version and run mode are read from its manifest).
+    pub app: PathBuf,
+
+    /// The layout's directory: new, empty, or a layout an earlier run wrote (replaced whole).
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
+
+    /// A wrapkit.toml (or the app directory holding one) whose [deploy] table gives defaults
+    /// (`name`, `environment`, `args`); flags replace its values, and add to its environment.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The user's and the executable's name (/usr/bin/NAME) [default: the app's name].
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// The image's tag in index.json.
+    #[arg(long, default_value = "latest")]
+    pub tag: String,
+
+    /// Exec mode: fill the cache now and ship it as a layer, so no start fills it (and a
+    /// read-only container runs).
+    #[arg(long)]
+    pub prefill: bool,
+
+    /// Add the host's CA certificates at /etc/ssl/certs/ca-certificates.crt (and set
+    /// SSL_CERT_FILE).
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "/etc/ssl/certs/ca-certificates.crt")]
+    pub ca_certs: Option<PathBuf>,
+
+    /// Add the host's time-zone database at /usr/share/zoneinfo.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "/usr/share/zoneinfo")]
+    pub tzdata: Option<PathBuf>,
+
+    /// An environment variable for the app (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub environment: Vec<(String, String)>,
+
+    /// Arguments for the app, after `--` (the image's Cmd; replace [deploy]'s `args`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

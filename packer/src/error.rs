@@ -131,6 +131,24 @@ pub enum PackError {
         #[source]
         source: crate::deploy::systemd::DeployError,
     },
+    #[error("{}: cannot write an OCI image for it", path.display())]
+    DeployOci {
+        path: PathBuf,
+        #[source]
+        source: crate::deploy::oci::OciError,
+    },
+    #[error("{}: --prefill fills exec mode's cache, and this is a Lua app, which has none to fill", path.display())]
+    PrefillLua { path: PathBuf },
+    #[error("{}: --prefill cannot fill an app with bundled libraries yet: the fill chooses their glibc on the machine that fills, and links the layers by absolute paths", path.display())]
+    PrefillLayers { path: PathBuf },
+    #[error("{}: cannot fill the cache for the image", path.display())]
+    Prefill {
+        path: PathBuf,
+        #[source]
+        source: wrapkit_runtime::cache::CacheError,
+    },
+    #[error("{} exists and is not an OCI image layout; refusing to replace it", path.display())]
+    OciOutput { path: PathBuf },
     #[error("{}: `--dynamic-user` and a user name (`--user`, or `user` in [deploy]) are two answers to one question", path.display())]
     DeployUser { path: PathBuf },
     #[error("no `{name}` on PATH")]
@@ -219,6 +237,16 @@ impl PackError {
                 "`exec = [\"bin/app\", \"--flag\"]` in wrapkit.toml (or `--exec`) names an executable file inside the app directory".into()
             }
             PackError::Deploy { source, .. } => source.hint_text().into(),
+            PackError::DeployOci { source, .. } => return source.hint_text().map(Into::into),
+            PackError::PrefillLua { .. } | PackError::PrefillLayers { .. } => {
+                "leave out --prefill: the app fills its cache at its first start, in the container's writable layer".into()
+            }
+            PackError::Prefill { .. } => {
+                "the fill runs in a staging directory beside `-o DIR`, under the cache's rules: write the image into a directory that only root and you can write (a sticky one such as /tmp is fine), on a filesystem mounted without `noexec`, with room for the app".into()
+            }
+            PackError::OciOutput { .. } => {
+                "give -o a new or empty directory, or one an earlier `wrapkit deploy oci` wrote".into()
+            }
             PackError::DeployUser { .. } => {
                 "give one: `--user NAME` (a system user, declared in sysusers.d) or `--dynamic-user`; a flag replaces what [deploy] says".into()
             }

@@ -290,7 +290,7 @@ fn absolute_output(output: &Path) -> Result<PathBuf, PackError> {
 }
 
 /// `SOURCE_DATE_EPOCH`, when set (reproducible-builds.org).
-fn source_date_epoch() -> Result<Option<i64>, PackError> {
+pub(crate) fn source_date_epoch() -> Result<Option<i64>, PackError> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(value) if !value.trim().is_empty() => value
             .trim()

@@ -1,22 +1,168 @@
 //! `wrapkit deploy systemd APP [-o DIR]`: the unit, sysusers and tmpfiles files that install a
-//! packed executable as a hardened service (docs/deploy.md). The app's name and kind come from
-//! its manifest; the host's choices from `[deploy]` in `--config` and from flags.
+//! packed executable as a hardened service; `wrapkit deploy oci APP -o DIR`: an OCI image
+//! layout holding it (docs/deploy.md). The app's name and kind come from its manifest; the
+//! host's choices from `[deploy]` in `--config` and from flags.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::cli::{DeployArgs, DeployTarget, SystemdArgs};
+use crate::cli::{DeployArgs, DeployTarget, OciArgs, SystemdArgs};
 use crate::config::{self, Config};
+use crate::deploy::oci::{Image, ImageSpec};
 use crate::deploy::systemd::{Service, ServiceSpec, User};
 use crate::deploy::{AppKind, DeployConfig, Network};
 use crate::error::PackError;
 use crate::inspect;
 use crate::messages::note;
+use wrapkit_runtime::cache::{Cache, Location, Trace};
+use wrapkit_runtime::format::trailer::hex;
 
 pub(crate) fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     match args.target {
         DeployTarget::Systemd(args) => systemd(*args),
+        DeployTarget::Oci(args) => oci(*args),
+    }
+}
+
+fn oci(args: OciArgs) -> anyhow::Result<ExitCode> {
+    let opened = inspect::open(&args.app)?;
+    opened.validate()?;
+    let manifest = opened.manifest()?;
+    let conf = match &args.config {
+        Some(path) => load_deploy(path)?,
+        None => DeployConfig::default(),
+    };
+    let name = args
+        .name
+        .or(conf.name)
+        .unwrap_or_else(|| manifest.name.clone());
+    let kind = AppKind::of(&manifest.run);
+    let mut environment = conf.environment.unwrap_or_default();
+    environment.extend(args.environment);
+    let epoch = crate::pack::source_date_epoch()?.unwrap_or(0);
+    let epoch = u64::try_from(epoch).map_err(|_| PackError::SourceDateEpoch {
+        value: epoch.to_string(),
+    })?;
+    let (parent, layout) = output_dir(&args.output)?;
+
+    // The fill runs in a staging directory beside the output, with the runtime's own code, as
+    // the app's first start would; the tree then goes into the image as it was made.
+    let staging = tempfile::Builder::new()
+        .prefix(".wrapkit-oci-")
+        .tempdir_in(&parent)
+        .map_err(|source| PackError::Write {
+            path: parent.clone(),
+            source,
+        })?;
+    let mut filled = None;
+    let cache = if args.prefill {
+        if kind == AppKind::Lua {
+            return Err(PackError::PrefillLua { path: args.app }.into());
+        }
+        if !manifest.layers.is_empty() {
+            return Err(PackError::PrefillLayers { path: args.app }.into());
+        }
+        let dir = staging.path().join("cache");
+        let prefill_err = |source| PackError::Prefill {
+            path: args.app.clone(),
+            source,
+        };
+        let cache = Cache::open(&Location::explicit(dir.clone())).map_err(prefill_err)?;
+        let exe = PathBuf::from(format!("/usr/bin/{name}"));
+        cache
+            .materialise(&opened.archive, &exe, &Trace::off())
+            .map_err(prefill_err)?;
+        let digest = hex(&opened.archive.trailer().digest);
+        filled = Some((cache, digest.clone()));
+        Some((dir, digest))
+    } else {
+        None
+    };
+
+    let spec = ImageSpec {
+        name,
+        tag: args.tag,
+        app_name: manifest.name.clone(),
+        app_version: manifest.version.clone(),
+        kind,
+        exe: opened.bytes,
+        args: if args.args.is_empty() {
+            conf.args.unwrap_or_default()
+        } else {
+            args.args
+        },
+        environment,
+        ca_certs: args.ca_certs,
+        tzdata: args.tzdata,
+        cache,
+        epoch,
+    };
+    let image = Image::new(&spec).map_err(|source| PackError::DeployOci {
+        path: args.app.clone(),
+        source,
+    });
+    // The tree is read-only, as every filled tree is: the cache's own removal takes it apart
+    // (a plain recursive delete fails on it for anyone but root).
+    if let Some((cache, digest)) = filled {
+        let _ = cache.remove(&digest);
+    }
+    let image = image?;
+
+    let built = staging.path().join("layout");
+    for (rel, bytes) in &image.files {
+        write_atomic(&built.join(rel), bytes)?;
+    }
+    let replace_err = |source| PackError::Write {
+        path: args.output.clone(),
+        source,
+    };
+    if layout {
+        std::fs::remove_dir_all(&args.output).map_err(replace_err)?;
+    } else if args.output.exists() {
+        std::fs::remove_dir(&args.output).map_err(replace_err)?;
+    }
+    std::fs::rename(&built, &args.output).map_err(replace_err)?;
+    note!(
+        "wrote {} ({}, tag {})",
+        args.output.display(),
+        image.manifest_digest,
+        spec.tag
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The output's parent (created if missing), and whether the output is a layout to replace.
+/// Anything else that is there already (a file, a directory with other things in it) is left
+/// alone: an error, not a deletion.
+fn output_dir(output: &Path) -> Result<(PathBuf, bool), PackError> {
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|source| PackError::Write {
+        path: parent.clone(),
+        source,
+    })?;
+    let refuse = || PackError::OciOutput {
+        path: output.to_path_buf(),
+    };
+    match std::fs::symlink_metadata(output) {
+        Err(_) => Ok((parent, false)),
+        Ok(m) if !m.is_dir() => Err(refuse()),
+        Ok(_) => {
+            let mut entries = std::fs::read_dir(output).map_err(|source| PackError::Read {
+                path: output.to_path_buf(),
+                source,
+            })?;
+            if entries.next().is_none() {
+                Ok((parent, false))
+            } else if output.join("oci-layout").is_file() {
+                Ok((parent, true))
+            } else {
+                Err(refuse())
+            }
+        }
     }
 }
 

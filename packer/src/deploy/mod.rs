@@ -1,5 +1,6 @@
 //! Deploy artifacts: files that install a packed executable the way a distribution installs a
-//! service. Today a systemd unit and its sysusers.d entry ([`systemd`]).
+//! service: a systemd unit and its sysusers.d entry ([`systemd`]), an OCI image layout
+//! ([`oci`]).
 //!
 //! What a deploy needs from the app (its name, version, and whether it runs Lua or a bundled
 //! program) is read from the packed file's manifest; how the host runs it (the user, the
@@ -9,6 +10,7 @@
 //! would otherwise repack the file and re-materialise its cache, and the same file could not be
 //! deployed two ways.
 
+pub mod oci;
 pub mod systemd;
 
 use std::collections::BTreeMap;

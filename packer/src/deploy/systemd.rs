@@ -113,14 +113,7 @@ impl Service {
             }
         }
         for (k, v) in &spec.environment {
-            let ok = k
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !ok {
-                return Err(DeployError::EnvName { name: k.clone() });
-            }
+            check_env_name(k)?;
             check_text("--environment", v)?;
         }
         for a in &spec.args {
@@ -291,7 +284,7 @@ fn unit(spec: &ServiceSpec) -> String {
 
 /// Unit, user and directory names: what `useradd` and sysusers accept on every distribution
 /// (`[a-z_][a-z0-9_-]*`, at most 31), which is also a valid unit name.
-fn check_name(what: &'static str, value: &str) -> Result<(), DeployError> {
+pub(super) fn check_name(what: &'static str, value: &str) -> Result<(), DeployError> {
     let err = |reason| {
         Err(DeployError::Name {
             what,
@@ -314,7 +307,7 @@ fn check_name(what: &'static str, value: &str) -> Result<(), DeployError> {
     Ok(())
 }
 
-fn check_path(what: &'static str, value: &str) -> Result<(), DeployError> {
+pub(super) fn check_path(what: &'static str, value: &str) -> Result<(), DeployError> {
     let bad = |c: char| c.is_whitespace() || c.is_control() || "\"'\\:;".contains(c);
     if !value.starts_with('/') || value.contains(bad) || value.split('/').any(|c| c == "..") {
         return Err(DeployError::Path {
@@ -325,7 +318,23 @@ fn check_path(what: &'static str, value: &str) -> Result<(), DeployError> {
     Ok(())
 }
 
-fn check_text(what: &'static str, value: &str) -> Result<(), DeployError> {
+/// An environment variable's name: a shell name, so every consumer reads it the same way.
+pub(super) fn check_env_name(name: &str) -> Result<(), DeployError> {
+    let ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(DeployError::EnvName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+pub(super) fn check_text(what: &'static str, value: &str) -> Result<(), DeployError> {
     if value.chars().any(char::is_control) {
         return Err(DeployError::Control {
             what,
