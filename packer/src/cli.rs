@@ -263,12 +263,18 @@ pub struct InitArgs {
     #[arg(default_value = ".")]
     pub dir: PathBuf,
     /// A Lua app, run in-process (the default).
-    #[arg(long, conflicts_with = "program")]
+    #[arg(long, group = "kind")]
     pub lua: bool,
     /// An app run by a program bundled from this machine with its libraries (`/bin/sh` and a
     /// script, to start from; see `program` in wrapkit.toml).
-    #[arg(long)]
+    #[arg(long, group = "kind")]
     pub program: bool,
+    /// A Node.js app (package.json, index.js), run by this machine's node bundled with it.
+    #[arg(long, group = "kind")]
+    pub node: bool,
+    /// A Tcl app (main.tcl), run by this machine's tclsh bundled with it.
+    #[arg(long, group = "kind")]
+    pub tcl: bool,
 }
 
 #[derive(Debug, Args)]

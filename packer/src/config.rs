@@ -16,6 +16,8 @@
 //! args = ["-C"]            # that program's first arguments
 //! libraries = []           # dlopen'ed libraries it needs too (plugins, extension modules)
 //! libc = "auto"            # host | bundle | auto: where its glibc comes from
+//! node = true              # or: run the app with this machine's node ("PATH" or "npm:22.12.0")
+//! tcl = true               # or: with this machine's tclsh ("PATH")
 //! allow = ["large"]        # no warning for these: dotenv, git, venv, cache, large
 //!
 //! [deploy]                 # read by `wrapkit deploy systemd --config`, not packed
@@ -61,6 +63,11 @@ pub struct Config {
     pub libraries: Option<Vec<std::path::PathBuf>>,
     /// Where a bundled program's glibc comes from.
     pub libc: Option<LibcSetting>,
+    /// Run the app with Node.js from the build machine (`true`, or its binary, or
+    /// `npm:VERSION`), as `--node`.
+    pub node: Option<InterpreterSetting>,
+    /// Run the app with Tcl from the build machine (`true`, or its tclsh), as `--tcl`.
+    pub tcl: Option<InterpreterSetting>,
     /// What to pack without a warning: `dotenv`, `git`, `venv`, `cache`, `large`.
     pub allow: Option<Vec<crate::walk::NoticeKind>>,
     /// How `wrapkit deploy` installs the packed file (docs/deploy.md). Checked here, used there:
@@ -78,6 +85,25 @@ pub enum CompressionSetting {
     Store,
     /// Deflate everything.
     Deflate,
+}
+
+/// `node = true` (the one on PATH) or `node = "PATH"`; `false` is the same as leaving it out.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum InterpreterSetting {
+    Default(bool),
+    Path(std::path::PathBuf),
+}
+
+impl InterpreterSetting {
+    /// `None` when not asked for; `Some(None)` for the default binary.
+    pub fn binary(&self) -> Option<Option<std::path::PathBuf>> {
+        match self {
+            InterpreterSetting::Default(false) => None,
+            InterpreterSetting::Default(true) => Some(None),
+            InterpreterSetting::Path(p) => Some(Some(p.clone())),
+        }
+    }
 }
 
 /// The `libc` key and `--libc` flag.

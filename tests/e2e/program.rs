@@ -547,3 +547,43 @@ fn init_program_writes_an_app_that_runs_alone_in_an_empty_chroot() {
         "{out}"
     );
 }
+
+#[test]
+fn init_node_and_tcl_write_apps_that_run_alone_in_an_empty_chroot() {
+    if !require_root("chroot") {
+        return;
+    }
+    for (kind, greeting) in [
+        ("--node", "(greet, Node.js v"),
+        ("--tcl", "(greet, Tcl 8.6"),
+    ] {
+        let work = tempfile::tempdir().unwrap();
+        Run::of(
+            wrapkit()
+                .args(["init", kind, "greet"])
+                .current_dir(work.path()),
+        )
+        .ok();
+        Run::of(
+            wrapkit()
+                .args(["pack", "-q", "greet"])
+                .current_dir(work.path()),
+        )
+        .ok();
+        let root = work.path().join("root");
+        fs::create_dir_all(root.join("c")).unwrap();
+        fs::copy(work.path().join("greet.run"), root.join("greet")).unwrap();
+        let out = Run::of(
+            Command::new("/usr/sbin/chroot")
+                .arg(&root)
+                .args(["/greet", "there"])
+                .env_clear()
+                .env("WRAPKIT_CACHE_DIR", "/c"),
+        )
+        .ok();
+        assert!(
+            out.starts_with(&format!("Hello, there!\n{greeting}")),
+            "{kind}: {out}"
+        );
+    }
+}

@@ -1,4 +1,4 @@
-//! `wrapkit init [DIR] [--lua | --program]`: a small working app from a template embedded in the binary
+//! `wrapkit init [DIR] [--lua | --program | --node | --tcl]`: a small working app from a template embedded in the binary
 //! (`packer/templates/`, real files in the repository, packed and run by the tests). `{{name}}`
 //! in a template becomes the app's name, the directory's. Files are created new beneath a
 //! handle on DIR, never through a link; a DIR that holds anything is refused.
@@ -15,10 +15,16 @@ use crate::error::PackError;
 
 static LUA: Template<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates/lua");
 static PROGRAM: Template<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates/program");
+static NODE: Template<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates/node");
+static TCL: Template<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates/tcl");
 
 pub(crate) fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     let (template, kind) = if args.program {
         (&PROGRAM, "an app run by a bundled program (/bin/sh)")
+    } else if args.node {
+        (&NODE, "a Node.js app")
+    } else if args.tcl {
+        (&TCL, "a Tcl app")
     } else {
         (&LUA, "a Lua app")
     };

@@ -136,14 +136,33 @@ fn merge(args: PackArgs, config: Config) -> Result<PackOptions, PackError> {
     let flag_env = !args.env.is_empty();
     env.extend(args.env);
     // A flag replaces whatever wrapkit.toml says should run; the file itself names one thing.
-    let interpreter = match (&args.node, &args.tcl) {
-        (Some(binary), _) => Some((Language::Node, binary)),
+    let from_file = match (
+        config.node.as_ref().and_then(|n| n.binary()),
+        config.tcl.as_ref().and_then(|t| t.binary()),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(PackError::RunConflict {
+                reason: "wrapkit.toml sets both `node` and `tcl`; choose one".into(),
+            });
+        }
+        (Some(binary), None) => Some((Language::Node, binary)),
         (None, Some(binary)) => Some((Language::Tcl, binary)),
+        (None, None) => None,
+    };
+    if from_file.is_some() && (config.exec.is_some() || config.program.is_some()) {
+        return Err(PackError::RunConflict {
+            reason: "wrapkit.toml sets an interpreter (`node` or `tcl`) and also `exec` or `program`; choose one".into(),
+        });
+    }
+    let interpreter = match (&args.node, &args.tcl) {
+        (Some(binary), _) => Some((Language::Node, binary.clone())),
+        (None, Some(binary)) => Some((Language::Tcl, binary.clone())),
+        (None, None) if args.exec.is_empty() && args.program.is_none() => from_file,
         (None, None) => None,
     }
     .map(|(language, binary)| Interpreter {
         language,
-        binary: binary.clone(),
+        binary,
         entry: args.entry.clone().or_else(|| config.entry.clone()),
     });
     let program = args.program.clone().or_else(|| {
