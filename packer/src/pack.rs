@@ -99,12 +99,7 @@ fn bundle_program(plan: &mut Plan, opts: &PackOptions) -> Result<(), PackError> 
             .to_owned();
         let bin = program::add(
             plan,
-            &Program {
-                path,
-                name: &name,
-                libraries: &opts.libraries,
-                libc: opts.libc,
-            },
+            &Program::plain(path, &name, &opts.libraries, opts.libc),
         )?;
         let mut argv = argv;
         argv[0] = bin;
@@ -118,12 +113,7 @@ fn bundle_program(plan: &mut Plan, opts: &PackOptions) -> Result<(), PackError> 
     let file = name.rsplit('/').next().unwrap_or(&name).to_owned();
     let bin = match program::add(
         plan,
-        &Program {
-            path: &disk,
-            name: &file,
-            libraries: &opts.libraries,
-            libc: opts.libc,
-        },
+        &Program::plain(&disk, &file, &opts.libraries, opts.libc),
     ) {
         Ok(bin) => bin,
         // Not on this machine either: pack it as it is, and `check_run` warns that it will

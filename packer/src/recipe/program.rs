@@ -40,11 +40,34 @@ pub const SLOT_BYTES: u32 = 1024;
 pub struct Program<'a> {
     /// The program's file on the build host (symlinks are followed for its bytes).
     pub path: &'a Path,
+    /// The layer's name (`.layers/<layer>/`), usually the same as `name`.
+    pub layer: &'a str,
     /// The name it runs as (`bin/<name>`), usually `path`'s file name.
     pub name: &'a str,
     /// Extension modules and plugins it loads, followed for their needs too.
     pub libraries: &'a [PathBuf],
+    /// ELF files the caller has already put in the plan where they must stay (Python's
+    /// `lib-dynload` modules, a venv's extension modules): their needs are followed and bundled
+    /// in `lib/`, but they are not copied again, and neither is anything found below
+    /// `placed_dirs` (a wheel's own `.libs` directory, which its modules reach by `$ORIGIN`).
+    pub placed: &'a [PathBuf],
+    pub placed_dirs: &'a [PathBuf],
     pub libc: Libc,
+}
+
+impl<'a> Program<'a> {
+    /// A program that runs as its file name, in a layer of that name, with nothing placed.
+    pub fn plain(path: &'a Path, name: &'a str, libraries: &'a [PathBuf], libc: Libc) -> Self {
+        Program {
+            path,
+            layer: name,
+            name,
+            libraries,
+            placed: &[],
+            placed_dirs: &[],
+            libc,
+        }
+    }
 }
 
 /// Adds the layer for `program` to `plan`; returns the archive path of the program to run.
@@ -63,7 +86,7 @@ pub fn add(plan: &mut Plan, program: &Program<'_>) -> Result<String, PackError> 
     let elf = ElfFile::parse(&bytes)
         .map_err(|e| not_a_program(format!("a damaged ELF file: {e}")))?
         .ok_or_else(|| not_a_program("not an ELF file".into()))?;
-    let prefix = format!("{LAYERS_DIR}/{}", program.name);
+    let prefix = format!("{LAYERS_DIR}/{}", program.layer);
     let bin = format!("{prefix}/bin/{}", program.name);
     let mut layer = Layer {
         prefix: prefix.clone(),
@@ -86,7 +109,7 @@ pub fn add(plan: &mut Plan, program: &Program<'_>) -> Result<String, PackError> 
         source,
     })?;
     let mut roots = vec![real];
-    for lib in program.libraries {
+    for lib in program.libraries.iter().chain(program.placed) {
         roots.push(
             std::fs::canonicalize(lib).map_err(|source| PackError::Read {
                 path: lib.clone(),
@@ -111,9 +134,16 @@ pub fn add(plan: &mut Plan, program: &Program<'_>) -> Result<String, PackError> 
     }
     let bundle_glibc = program.libc != Libc::Host;
     let interp = elf.interp.clone().expect("dynamic programs have one");
+    let placed = 1 + program.libraries.len()..1 + program.libraries.len() + program.placed.len();
     for (i, object) in found.objects.iter().enumerate().skip(1) {
         let dir = if object.is_glibc() { "glibc" } else { "lib" };
-        if object.is_glibc() && !bundle_glibc {
+        if (object.is_glibc() && !bundle_glibc)
+            || placed.contains(&i)
+            || program
+                .placed_dirs
+                .iter()
+                .any(|d| object.real.starts_with(d))
+        {
             continue;
         }
         // --library roots keep their file names; libraries are found by soname.
