@@ -296,8 +296,8 @@ pub struct PackArgs {
     #[arg(long, value_name = "VERSION")]
     pub app_version: Option<String>,
 
-    /// Lua script to run, as a path inside DIR [default: main.lua]. Replaces the config's
-    /// `entry` or `exec`.
+    /// Script to run, as a path inside DIR [default: main.lua; with `--python`, main.py or
+    /// __main__.py]. Replaces the config's `entry` or `exec`.
     #[arg(long, value_name = "PATH", conflicts_with = "exec")]
     pub entry: Option<String>,
 
@@ -329,6 +329,23 @@ pub struct PackArgs {
     /// is new enough, else the packed one (`auto`) [default: auto].
     #[arg(long, value_enum)]
     pub libc: Option<crate::config::LibcSetting>,
+
+    /// Pack a Python app with this interpreter from the build machine, its stdlib and its
+    /// libraries, and run `main.py`, `__main__.py` or `--entry FILE.py` with it [default:
+    /// `python3` on PATH; a pyenv shim is resolved to the real interpreter].
+    #[arg(
+        long,
+        value_name = "PATH",
+        num_args = 0..=1,
+        default_missing_value = "python3",
+        conflicts_with_all = ["exec", "program"]
+    )]
+    pub python: Option<PathBuf>,
+
+    /// With `--python`: a virtual environment whose site-packages the app imports (C
+    /// extensions included; their libraries are bundled).
+    #[arg(long, value_name = "DIR", requires = "python")]
+    pub venv: Option<PathBuf>,
 
     /// Set an environment variable for the `exec` program (repeatable; added to the config's
     /// `env`).

@@ -16,6 +16,8 @@
 //! args = ["-C"]            # that program's first arguments
 //! libraries = []           # dlopen'ed libraries it needs too (plugins, extension modules)
 //! libc = "auto"            # host | bundle | auto: where its glibc comes from
+//! python = "python3"     # or: a Python app, run with this interpreter from this machine
+//! venv = ".venv-build"     # its packages (a venv made with that interpreter)
 //! allow = ["large"]        # no warning for these: dotenv, git, venv, cache, large
 //! ```
 //!
@@ -57,6 +59,10 @@ pub struct Config {
     pub libraries: Option<Vec<std::path::PathBuf>>,
     /// Where a bundled program's glibc comes from.
     pub libc: Option<LibcSetting>,
+    /// A Python app: the interpreter to bundle (`entry` is then a `.py` file).
+    pub python: Option<std::path::PathBuf>,
+    /// The venv whose site-packages a Python app imports.
+    pub venv: Option<std::path::PathBuf>,
     /// What to pack without a warning: `dotenv`, `git`, `venv`, `cache`, `large`.
     pub allow: Option<Vec<crate::walk::NoticeKind>>,
 }

@@ -43,6 +43,13 @@ pub struct PackOptions {
     pub libraries: Vec<PathBuf>,
     /// Where a bundled program's glibc comes from.
     pub libc: Libc,
+    /// `--python`: the interpreter for a Python app (then `run` is the `Lua` spec naming the
+    /// `.py` entry, which the Python recipe turns into its `Exec`).
+    pub python: Option<PathBuf>,
+    /// `--venv`: its packages.
+    pub venv: Option<PathBuf>,
+    /// Variables for a Python app's interpreter (`--env`).
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// The plan for `opts`: the app directory's entries, checked, and the run spec, checked
@@ -58,6 +65,7 @@ pub fn plan(opts: &PackOptions) -> Result<(Plan, Vec<String>), PackError> {
         // `wrapkit pack script.lua`: an app of one file.
         crate::recipe::app::add_file(&mut plan, &input)?;
         bundle_program(&mut plan, opts)?;
+        bundle_python(&mut plan, opts)?;
         let dir = input.parent().unwrap_or(&input).to_path_buf();
         let warnings = plan.check_run(&dir)?;
         return Ok((plan, warnings));
@@ -70,6 +78,7 @@ pub fn plan(opts: &PackOptions) -> Result<(Plan, Vec<String>), PackError> {
     let filter = Filter::new(&opts.include, &opts.exclude)?;
     let notices = crate::recipe::app::add(&mut plan, &input, &filter, opts.follow_symlinks)?;
     bundle_program(&mut plan, opts)?;
+    bundle_python(&mut plan, opts)?;
     let mut warnings: Vec<String> = notices
         .iter()
         .filter(|n| !opts.allow.contains(&n.kind))
@@ -126,6 +135,29 @@ fn bundle_program(plan: &mut Plan, opts: &PackOptions) -> Result<(), PackError> 
     argv[0] = bin;
     plan.run = RunSpec::Exec { argv, env };
     Ok(())
+}
+
+/// The Python recipe, with `--python`: the interpreter layer, the app's `.python/` and the
+/// venv; the Lua-style entry becomes the script the interpreter runs.
+fn bundle_python(plan: &mut Plan, opts: &PackOptions) -> Result<(), PackError> {
+    use crate::recipe::python::{self, Python};
+    let Some(interpreter) = &opts.python else {
+        return Ok(());
+    };
+    let RunSpec::Lua { entry } = plan.run.clone() else {
+        return Ok(()); // `--exec` and `--program` conflict with `--python` in `merge`.
+    };
+    python::add(
+        plan,
+        &Python {
+            interpreter,
+            entry: &entry,
+            venv: opts.venv.as_deref(),
+            libraries: &opts.libraries,
+            libc: opts.libc,
+            env: opts.env.clone(),
+        },
+    )
 }
 
 /// Plans and writes; returns what was written and the plan's warnings.

@@ -19,5 +19,6 @@ mod lua;
 mod pack;
 mod payload;
 mod program;
+mod python;
 mod selfcare;
 mod snapshots;

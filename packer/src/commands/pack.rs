@@ -7,6 +7,7 @@
 //! without either, the file's `entry` or `exec` (both is an error), else `main.lua`.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde::Serialize;
@@ -121,6 +122,11 @@ fn single_script_name(single: Option<&std::path::Path>) -> Option<String> {
 
 /// The one place the config file and the flags meet.
 fn merge(args: PackArgs, config: Config) -> Result<PackOptions, PackError> {
+    merge_with(args, config, true)
+}
+
+/// `merge`; a Python app is recognised (by its `.py` entry or script) only with `detect`.
+fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOptions, PackError> {
     // The directory's name, or a single script's without its extension.
     let canonical = std::fs::canonicalize(&args.dir).ok();
     let single = canonical.as_deref().filter(|p| p.is_file());
@@ -141,6 +147,88 @@ fn merge(args: PackArgs, config: Config) -> Result<PackOptions, PackError> {
             .then(|| config.program.clone())
             .flatten()
     });
+    let python = args.python.clone().or_else(|| {
+        (args.exec.is_empty() && args.program.is_none())
+            .then(|| config.python.clone())
+            .flatten()
+    });
+    let python = python.or_else(|| {
+        let lone = args.exec.is_empty()
+            && args.program.is_none()
+            && config.exec.is_none()
+            && config.program.is_none();
+        let named = args.entry.as_deref().or(config.entry.as_deref());
+        let implied = match named {
+            Some(entry) => entry.ends_with(".py"),
+            None => match single {
+                Some(file) => file.extension().is_some_and(|e| e == "py"),
+                None => {
+                    !args.dir.join("main.lua").exists()
+                        && ["main.py", "__main__.py"]
+                            .iter()
+                            .any(|n| args.dir.join(n).is_file())
+                }
+            },
+        };
+        (detect && lone && implied).then(|| {
+            note!("python: a Python app; packing it with `python3` from PATH (choose another with `--python PATH`)");
+            PathBuf::from("python3")
+        })
+    });
+    if let Some(python) = python {
+        if args.program.is_none() && (config.exec.is_some() || config.program.is_some()) {
+            return Err(PackError::RunConflict {
+                reason: "wrapkit.toml sets `python` and also `exec` or `program`; choose one"
+                    .into(),
+            });
+        }
+        let entry = args
+            .entry
+            .clone()
+            .or(config.entry.clone())
+            .or_else(|| single_script_name(single))
+            .unwrap_or_else(|| python_entry(&args.dir));
+        let mut venv = args.venv.clone().or_else(|| {
+            config.venv.as_ref().map(|v| {
+                if v.is_relative() {
+                    args.dir.join(v)
+                } else {
+                    v.clone()
+                }
+            })
+        });
+        // A `.venv` in the app is the app's packages, not files to pack as they are (its
+        // scripts and links name this machine's paths).
+        let dot_venv = args.dir.join(".venv");
+        if venv.is_none() && dot_venv.join("pyvenv.cfg").is_file() {
+            note!("python: using the app's .venv for its packages (as `--venv .venv`)");
+            venv = Some(dot_venv);
+        }
+        let mut exclude = args.exclude.clone();
+        exclude.extend(["**/__pycache__".to_owned(), ".venv".to_owned()]);
+        let mut opts = merge_with(
+            PackArgs {
+                entry: Some(entry),
+                python: None,
+                venv: None,
+                env: Vec::new(),
+                exclude,
+                ..args
+            },
+            Config {
+                entry: None,
+                exec: None,
+                program: None,
+                env: None,
+                ..config
+            },
+            false,
+        )?;
+        opts.python = Some(python);
+        opts.venv = venv;
+        opts.env = env;
+        return Ok(opts);
+    }
     let run = match (args.entry, args.exec.is_empty(), &program) {
         (Some(entry), _, _) => RunSpec::Lua { entry },
         (None, false, _) => RunSpec::Exec {
@@ -242,5 +330,17 @@ fn merge(args: PackArgs, config: Config) -> Result<PackOptions, PackError> {
             .libc
             .or(config.libc)
             .map_or(wrapkit_runtime::format::layer::Libc::Auto, Into::into),
+        python: None,
+        venv: None,
+        env: std::collections::BTreeMap::new(),
     })
+}
+
+/// A Python app's script when none is named: `main.py`, else `__main__.py`.
+fn python_entry(dir: &std::path::Path) -> String {
+    ["main.py", "__main__.py"]
+        .into_iter()
+        .find(|name| dir.join(name).is_file())
+        .unwrap_or("main.py")
+        .to_owned()
 }
