@@ -517,3 +517,48 @@ fn entry_main_py_without_python_and_a_dot_venv_in_the_app_make_a_working_python_
     let run = Run::of(Command::new(&out).env("WRAPKIT_CACHE_DIR", cache.path()));
     assert_eq!(run.ok(), "hello from a sibling module from the app .venv\n");
 }
+
+#[test]
+fn pyenvs_build_with_bundled_libc_runs_in_an_empty_chroot() {
+    // libpython and every lib-dynload module carry pyenv's absolute DT_RUNPATH, which kept the
+    // loader from the layer's glibc (libm.so.6 not found) until the recipe rewrote it.
+    let Some(home) = std::env::var_os("HOME") else {
+        return;
+    };
+    let pyenv = Path::new(&home).join(".pyenv/versions/3.11.7/bin/python3.11");
+    if !pyenv.is_file() || !require_root("chroot") {
+        eprintln!("skipped: no pyenv 3.11.7 here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("main.py"),
+        "import sys, ssl, sqlite3, subprocess\n\
+         print(sys.version_info[:3], ssl.OPENSSL_VERSION.startswith('OpenSSL'))\n\
+         print(subprocess.run([sys.executable, '-c', 'print(42)'], capture_output=True, text=True).stdout.strip())\n",
+    )
+    .unwrap();
+    let out = pack(
+        dir.path(),
+        &["--python", pyenv.to_str().unwrap(), "--libc", "bundle"],
+    );
+    let root = tempfile::Builder::new()
+        .prefix("wk-pyroot-")
+        .tempdir()
+        .unwrap();
+    fs::copy(&out.exe, root.path().join("app")).unwrap();
+    fs::create_dir(root.path().join("c")).unwrap();
+    fs::create_dir(root.path().join("dev")).unwrap();
+    let script = format!(
+        "set -e; mount --rbind /dev '{0}/dev'; mount -t tmpfs none '{1}/.pyenv'; exec chroot '{0}' /app",
+        root.path().display(),
+        Path::new(&home).display()
+    );
+    let run = Run::of(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+            .env_clear()
+            .env("WRAPKIT_CACHE_DIR", "/c"),
+    );
+    assert_eq!(run.ok(), "(3, 11, 7) True\n42\n");
+}

@@ -152,7 +152,11 @@ pub fn add(plan: &mut Plan, program: &Program<'_>) -> Result<String, PackError> 
         } else {
             object.name.clone()
         };
-        add_copy(plan, &format!("{prefix}/{dir}/{name}"), &object.real)?;
+        if object.is_glibc() {
+            add_copy(plan, &format!("{prefix}/{dir}/{name}"), &object.real)?;
+        } else {
+            add_library(plan, &format!("{prefix}/{dir}/{name}"), &object.real)?;
+        }
     }
     if bundle_glibc {
         let loader = std::fs::canonicalize(&interp).map_err(|source| PackError::Read {
@@ -276,6 +280,31 @@ fn add_copy(plan: &mut Plan, name: &str, path: &Path) -> Result<(), PackError> {
         target: None,
         source: Source::Disk(path.to_path_buf()),
     })
+}
+
+/// Adds the library at `path` as `name`, once, with its own search path deferring to the
+/// program's ([`patch::defer_search_path`]): an absolute `DT_RUNPATH` of the build host would
+/// otherwise keep the loader from the layer's directories for that library's needs.
+pub fn add_library(plan: &mut Plan, name: &str, path: &Path) -> Result<(), PackError> {
+    if plan.get(name).is_some() {
+        return Ok(());
+    }
+    let mut bytes = std::fs::read(path).map_err(|source| PackError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !patch::defer_search_path(&mut bytes).map_err(|e| PackError::NotAProgram {
+        path: path.to_path_buf(),
+        reason: format!("cannot rewrite its library search path: {e}"),
+    })? {
+        return add_copy(plan, name, path);
+    }
+    let meta = std::fs::metadata(path).map_err(|source| PackError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+    plan.add(file(name, mode, Source::Generated(bytes)))
 }
 
 fn file_name(path: &Path) -> String {

@@ -194,7 +194,7 @@ pub fn add(plan: &mut Plan, python: &Python<'_>) -> Result<(), PackError> {
             .collect();
         names.sort();
         for (name, path) in names {
-            add_file(plan, &format!("{lib}/lib-dynload/{name}"), &path)?;
+            program::add_library(plan, &format!("{lib}/lib-dynload/{name}"), &path)?;
             placed.push(path);
         }
     }
@@ -210,11 +210,14 @@ pub fn add(plan: &mut Plan, python: &Python<'_>) -> Result<(), PackError> {
             if top == "pip" || (top.starts_with("pip-") && top.ends_with(".dist-info")) {
                 continue;
             }
+            if is_extension(&rel) && is_elf(&path) {
+                program::add_library(plan, &format!("{site}/{rel}"), &path)?;
+                placed.push(path);
+                continue;
+            }
             add_file(plan, &format!("{site}/{rel}"), &path)?;
             if rel.ends_with(".py") {
                 sources.push((path.clone(), format!("{site}/{rel}")));
-            } else if is_extension(&rel) {
-                placed.push(path);
             }
         }
         placed_dirs.push(std::fs::canonicalize(&dir).unwrap_or(dir));
@@ -361,6 +364,13 @@ fn walk(root: &Path, skip: &[&str]) -> Result<Vec<(String, PathBuf)>, PackError>
         out.push((rel.to_owned(), e.path().to_path_buf()));
     }
     Ok(out)
+}
+
+fn is_elf(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok_and(|()| &magic == b"\x7fELF")
 }
 
 fn is_extension(name: &str) -> bool {
