@@ -35,8 +35,11 @@ def main():
     child = "import helper; print('child', helper.greet(), helper.hostile())"
     r = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
     print(r.stdout.strip(), r.stderr.strip(), r.returncode)
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        print("spawn", pool.map(helper.square, [3, 4]))
+    r = subprocess.run([sys.executable, "-m", "helper"], capture_output=True, text=True)
+    print(r.stdout.strip(), r.returncode)
+    for method in ("spawn", "forkserver"):
+        with multiprocessing.get_context(method).Pool(1) as pool:
+            print(method, pool.map(helper.square, [3, 4]))
     print("hostile", helper.hostile())
 
 if __name__ == "__main__":
@@ -49,6 +52,8 @@ def greet():
     return "hello from a sibling module"
 def square(n):
     return n * n
+if __name__ == "__main__":
+    print("helper as __main__")
 def hostile():
     # Debian's own sitecustomize (from /etc) is the host's too: the packed app has none.
     site = getattr(sys.modules.get("sitecustomize"), "__file__", "") or ""
