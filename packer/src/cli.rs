@@ -342,10 +342,20 @@ pub struct PackArgs {
     )]
     pub python: Option<PathBuf>,
 
-    /// With `--python`: a virtual environment whose site-packages the app imports (C
+    /// A Python app's packages: a virtual environment whose site-packages the app imports (C
     /// extensions included; their libraries are bundled).
-    #[arg(long, value_name = "DIR", requires = "python")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["exec", "program"])]
     pub venv: Option<PathBuf>,
+
+    /// A Python app's packages: install this requirements file (wheels only) with the interpreter's
+    /// pip into a private directory, packed as the app's site-packages.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["exec", "program"])]
+    pub requirements: Option<PathBuf>,
+
+    /// With `--requirements`: take wheels only from this directory, not from the index
+    /// (repeatable).
+    #[arg(long, value_name = "DIR", requires = "requirements")]
+    pub find_links: Vec<PathBuf>,
 
     /// Set an environment variable for the `exec` program (repeatable; added to the config's
     /// `env`).

@@ -130,6 +130,8 @@ pub enum PackError {
     },
     #[error("cannot pack the venv {}: {reason}", venv.display())]
     Venv { venv: PathBuf, reason: String },
+    #[error("cannot install the requirements in {}: {reason}", path.display())]
+    Requirements { path: PathBuf, reason: String },
     #[error("no Python script to run: `{entry}` is not a file in the app")]
     MissingPythonEntry { entry: String },
     #[error("the archive writer refused an entry")]
@@ -210,6 +212,9 @@ impl PackError {
             }
             PackError::Venv { .. } => {
                 "`--venv DIR` takes a virtual environment made with the same Python as `--python` (`python3 -m venv DIR`)".into()
+            }
+            PackError::Requirements { .. } => {
+                "wheels only: `pip download --only-binary :all: -r FILE -d DIR` on a machine with the index, then `--find-links DIR`; the interpreter needs pip (`python3 -m ensurepip`, or Debian's python3-pip)".into()
             }
             PackError::MissingPythonEntry { .. } => {
                 "add a `main.py` or `__main__.py`, or name the script with `--entry FILE.py`".into()

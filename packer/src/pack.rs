@@ -48,6 +48,9 @@ pub struct PackOptions {
     pub python: Option<PathBuf>,
     /// `--venv`: its packages.
     pub venv: Option<PathBuf>,
+    /// `--requirements` and `--find-links`: packages pip installs for it.
+    pub requirements: Option<PathBuf>,
+    pub find_links: Vec<PathBuf>,
     /// Variables for a Python app's interpreter (`--env`).
     pub env: std::collections::BTreeMap<String, String>,
 }
@@ -153,6 +156,8 @@ fn bundle_python(plan: &mut Plan, opts: &PackOptions) -> Result<(), PackError> {
             interpreter,
             entry: &entry,
             venv: opts.venv.as_deref(),
+            requirements: opts.requirements.as_deref(),
+            find_links: &opts.find_links,
             libraries: &opts.libraries,
             libc: opts.libc,
             env: opts.env.clone(),

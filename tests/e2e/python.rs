@@ -567,3 +567,79 @@ fn pyenvs_build_with_bundled_libc_runs_in_an_empty_chroot() {
     );
     assert_eq!(run.ok(), "(3, 11, 7) True\n42\n");
 }
+
+/// Writes a pure-Python wheel `wkwheel-0.4.2-py3-none-any.whl` into `dir`, by hand (a wheel is
+/// a zip with a `dist-info`): the tests install from it with no index.
+fn write_wheel(dir: &Path) {
+    let script = r#"
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1] + "/wkwheel-0.4.2-py3-none-any.whl", "w") as z:
+    z.writestr("wkwheel/__init__.py", "def hello():\n    return 'hello from a wheel'\n")
+    z.writestr("wkwheel/data.txt", "wheel data\n")
+    info = "wkwheel-0.4.2.dist-info/"
+    z.writestr(info + "METADATA", "Metadata-Version: 2.1\nName: wkwheel\nVersion: 0.4.2\n")
+    z.writestr(info + "WHEEL", "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    z.writestr(info + "RECORD", "")
+"#;
+    Run::of(Command::new(DEBIAN_PYTHON).args(["-c", script]).arg(dir)).ok();
+}
+
+const WHEEL_MAIN: &str = "import importlib.metadata, importlib.resources, wkwheel\n\
+    print(wkwheel.hello(), importlib.metadata.version('wkwheel'))\n\
+    print(importlib.resources.files('wkwheel').joinpath('data.txt').read_text().strip())\n";
+
+#[test]
+fn requirements_are_installed_by_pip_from_a_local_wheel_directory() {
+    if !debian_python() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let wheels = dir.path().join("wheels");
+    fs::create_dir(&wheels).unwrap();
+    write_wheel(&wheels);
+    let app = dir.path().join("app");
+    fs::create_dir(&app).unwrap();
+    fs::write(app.join("main.py"), WHEEL_MAIN).unwrap();
+    fs::write(app.join("requirements.txt"), "wkwheel==0.4.2\n").unwrap();
+    let out = pack(
+        &app,
+        &[
+            "--python",
+            DEBIAN_PYTHON,
+            "--requirements",
+            app.join("requirements.txt").to_str().unwrap(),
+            "--find-links",
+            wheels.to_str().unwrap(),
+        ],
+    );
+    let cache = CacheDir::new();
+    let run = Run::of(Command::new(&out.exe).env("WRAPKIT_CACHE_DIR", cache.path()));
+    assert_eq!(run.ok(), "hello from a wheel 0.4.2\nwheel data\n");
+    // Nothing of pip's staging directory outlives the pack.
+    let listing = Run::of(wrapkit().arg("ls").arg(&out.exe)).ok();
+    assert!(
+        listing.contains(
+            ".python/lib/python3.11/site-packages/wkwheel/__pycache__/__init__.cpython-311.pyc"
+        ),
+        "{listing}"
+    );
+    // A requirement no wheel satisfies stops the pack, naming the file, with what to do.
+    fs::write(app.join("requirements.txt"), "wkwheel==9.9\n").unwrap();
+    let failed = Run::of(
+        wrapkit()
+            .args(["pack", "-q", "--python", DEBIAN_PYTHON, "--requirements"])
+            .arg(app.join("requirements.txt"))
+            .arg("--find-links")
+            .arg(&wheels)
+            .arg(&app)
+            .arg("-o")
+            .arg(dir.path().join("never")),
+    )
+    .fails_with(1);
+    assert!(
+        failed.contains("error: cannot install the requirements in"),
+        "{failed}"
+    );
+    assert!(failed.contains("hint: wheels only"), "{failed}");
+    assert!(!dir.path().join("never").exists());
+}

@@ -158,7 +158,9 @@ fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOption
             && config.exec.is_none()
             && config.program.is_none();
         let named = args.entry.as_deref().or(config.entry.as_deref());
-        let implied = match named {
+        let packages = args.venv.is_some() || args.requirements.is_some();
+        let implied = packages
+            || match named {
             Some(entry) => entry.ends_with(".py"),
             None => match single {
                 Some(file) => file.extension().is_some_and(|e| e == "py"),
@@ -204,6 +206,8 @@ fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOption
             note!("python: using the app's .venv for its packages (as `--venv .venv`)");
             venv = Some(dot_venv);
         }
+        let requirements = args.requirements.clone();
+        let find_links = args.find_links.clone();
         let mut exclude = args.exclude.clone();
         exclude.extend(["**/__pycache__".to_owned(), ".venv".to_owned()]);
         let mut opts = merge_with(
@@ -211,6 +215,8 @@ fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOption
                 entry: Some(entry),
                 python: None,
                 venv: None,
+                requirements: None,
+                find_links: Vec::new(),
                 env: Vec::new(),
                 exclude,
                 ..args
@@ -226,6 +232,8 @@ fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOption
         )?;
         opts.python = Some(python);
         opts.venv = venv;
+        opts.requirements = requirements;
+        opts.find_links = find_links;
         opts.env = env;
         return Ok(opts);
     }
@@ -332,6 +340,8 @@ fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOption
             .map_or(wrapkit_runtime::format::layer::Libc::Auto, Into::into),
         python: None,
         venv: None,
+        requirements: None,
+        find_links: Vec::new(),
         env: std::collections::BTreeMap::new(),
     })
 }

@@ -61,6 +61,10 @@ pub struct Python<'a> {
     pub entry: &'a str,
     /// A virtual environment whose site-packages the app imports.
     pub venv: Option<&'a Path>,
+    /// A requirements file to install (wheels only) with the interpreter's pip.
+    pub requirements: Option<&'a Path>,
+    /// Where those wheels come from instead of the index.
+    pub find_links: &'a [PathBuf],
     /// `dlopen`ed libraries to bundle too.
     pub libraries: &'a [PathBuf],
     pub libc: Libc,
@@ -199,12 +203,31 @@ pub fn add(plan: &mut Plan, python: &Python<'_>) -> Result<(), PackError> {
         }
     }
 
-    // The venv's packages, in the app's tree.
+    // The venv's packages and the requirements', in the app's tree.
     let site = format!("{APP_DIR}/lib/python{version}/site-packages");
     let mut placed_dirs = vec![dynload_dir.clone()];
+    let mut package_dirs = Vec::new();
     if let Some(venv) = python.venv {
-        let dir = venv_site_packages(venv, &version)?;
-        add_dir(plan, &site)?;
+        package_dirs.push(venv_site_packages(venv, &version)?);
+    }
+    if let Some(requirements) = python.requirements {
+        let staging = tempfile::Builder::new()
+            .prefix("wrapkit-pip-")
+            .tempdir()
+            .map_err(|source| PackError::Write {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        pip_install(
+            &probe.executable,
+            requirements,
+            python.find_links,
+            staging.path(),
+        )?;
+        package_dirs.push(staging.path().to_path_buf());
+        plan.staging.push(staging);
+    }
+    for dir in package_dirs {
         for (rel, path) in walk(&dir, &["__pycache__"])? {
             let top = rel.split('/').next().unwrap_or_default();
             if top == "pip" || (top.starts_with("pip-") && top.ends_with(".dist-info")) {
@@ -316,6 +339,60 @@ fn probe(interpreter: &Path) -> Result<Probe, PackError> {
         )));
     }
     serde_json::from_slice(&out.stdout).map_err(|e| fail(format!("unexpected answer: {e}")))
+}
+
+/// Installs `requirements` with the interpreter's own pip into `target` (a private directory
+/// that becomes the app's site-packages): wheels only, nothing compiled (the recipe compiles),
+/// from the index or, with `find_links`, only from those directories.
+fn pip_install(
+    interpreter: &Path,
+    requirements: &Path,
+    find_links: &[PathBuf],
+    target: &Path,
+) -> Result<(), PackError> {
+    let fail = |reason: String| PackError::Requirements {
+        path: requirements.to_path_buf(),
+        reason,
+    };
+    let mut cmd = Command::new(interpreter);
+    cmd.args([
+        "-I",
+        "-m",
+        "pip",
+        "install",
+        "--no-input",
+        "--disable-pip-version-check",
+    ])
+    .args([
+        "--no-compile",
+        "--no-warn-script-location",
+        "--only-binary",
+        ":all:",
+    ])
+    .arg("--target")
+    .arg(target)
+    .arg("--requirement")
+    .arg(requirements)
+    .stdin(Stdio::null());
+    if !find_links.is_empty() {
+        cmd.arg("--no-index");
+        for dir in find_links {
+            cmd.arg("--find-links").arg(dir);
+        }
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| fail(format!("cannot run {} -m pip: {e}", interpreter.display())))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        return Err(fail(format!(
+            "pip failed ({}): {}",
+            out.status,
+            last[last.len().saturating_sub(4)..].join(" / ")
+        )));
+    }
+    Ok(())
 }
 
 /// `DIR/lib/python3.X/site-packages`.
