@@ -352,9 +352,9 @@ pub struct PackArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["exec", "program"])]
     pub requirements: Option<PathBuf>,
 
-    /// With `--requirements`: take wheels only from this directory, not from the index
-    /// (repeatable).
-    #[arg(long, value_name = "DIR", requires = "requirements")]
+    /// With `--requirements` or `pyproject.toml` dependencies: take wheels only from this
+    /// directory, not from the index (repeatable).
+    #[arg(long, value_name = "DIR")]
     pub find_links: Vec<PathBuf>,
 
     /// Set an environment variable for the `exec` program (repeatable; added to the config's

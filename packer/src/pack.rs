@@ -51,6 +51,8 @@ pub struct PackOptions {
     /// `--requirements` and `--find-links`: packages pip installs for it.
     pub requirements: Option<PathBuf>,
     pub find_links: Vec<PathBuf>,
+    /// The app's `pyproject.toml` `[project]`: its dependencies, its script, its dist-info.
+    pub project: Option<crate::recipe::pyproject::Packaged>,
     /// Variables for a Python app's interpreter (`--env`).
     pub env: std::collections::BTreeMap<String, String>,
 }
@@ -158,6 +160,7 @@ fn bundle_python(plan: &mut Plan, opts: &PackOptions) -> Result<(), PackError> {
             venv: opts.venv.as_deref(),
             requirements: opts.requirements.as_deref(),
             find_links: &opts.find_links,
+            project: opts.project.as_ref(),
             libraries: &opts.libraries,
             libc: opts.libc,
             env: opts.env.clone(),

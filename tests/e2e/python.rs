@@ -643,3 +643,51 @@ fn requirements_are_installed_by_pip_from_a_local_wheel_directory() {
     assert!(failed.contains("hint: wheels only"), "{failed}");
     assert!(!dir.path().join("never").exists());
 }
+
+#[test]
+fn a_pyproject_app_runs_its_script_entry_with_its_dependencies_and_its_own_version() {
+    if !debian_python() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let wheels = dir.path().join("wheels");
+    fs::create_dir(&wheels).unwrap();
+    write_wheel(&wheels);
+    let app = dir.path().join("app");
+    fs::create_dir_all(app.join("src/my_tool")).unwrap();
+    fs::write(
+        app.join("pyproject.toml"),
+        "[project]\nname = \"my-tool\"\nversion = \"2.5.0\"\ndependencies = [\"wkwheel>=0.4\"]\n\n\
+         [project.scripts]\nmy-tool = \"my_tool.cli:main\"\n",
+    )
+    .unwrap();
+    fs::write(app.join("src/my_tool/__init__.py"), "").unwrap();
+    fs::write(
+        app.join("src/my_tool/cli.py"),
+        "import importlib.metadata, os, sys, wkwheel\n\
+         def main():\n    print(os.path.basename(sys.argv[0]), sys.argv[1:], wkwheel.hello(), importlib.metadata.version('my-tool'))\n    return 4\n",
+    )
+    .unwrap();
+    // No --python: the pyproject.toml says it is a Python app.
+    let path = format!("/usr/bin:{}", std::env::var("PATH").unwrap_or_default());
+    let out = dir.path().join("out");
+    let stderr = Run::of(
+        wrapkit()
+            .args(["pack", "--compression", "store", "--find-links"])
+            .arg(&wheels)
+            .arg(&app)
+            .arg("-o")
+            .arg(&out)
+            .env("PATH", &path),
+    )
+    .ok_stderr();
+    assert!(stderr.contains("python: a Python app"), "{stderr}");
+    let cache = CacheDir::new();
+    let run = Run::of(
+        Command::new(&out)
+            .arg("--flag")
+            .env("WRAPKIT_CACHE_DIR", cache.path()),
+    );
+    assert_eq!(run.code, Some(4), "{run:?}");
+    assert_eq!(run.stdout, "my-tool ['--flag'] hello from a wheel 2.5.0\n");
+}

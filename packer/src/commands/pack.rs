@@ -152,6 +152,12 @@ fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOption
             .then(|| config.python.clone())
             .flatten()
     });
+    // Read for every app, but an error in it matters only to a Python app.
+    let loaded = match single {
+        Some(_) => Ok(None),
+        None => crate::recipe::pyproject::Project::load(&args.dir),
+    };
+    let project = loaded.as_ref().ok().cloned().flatten();
     let python = python.or_else(|| {
         let lone = args.exec.is_empty()
             && args.program.is_none()
@@ -160,36 +166,52 @@ fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOption
         let named = args.entry.as_deref().or(config.entry.as_deref());
         let packages = args.venv.is_some() || args.requirements.is_some();
         let implied = packages
-            || match named {
-            Some(entry) => entry.ends_with(".py"),
-            None => match single {
-                Some(file) => file.extension().is_some_and(|e| e == "py"),
-                None => {
+            || match (named, single) {
+                (Some(entry), _) => entry.ends_with(".py"),
+                (None, Some(file)) => file.extension().is_some_and(|e| e == "py"),
+                (None, None) => {
                     !args.dir.join("main.lua").exists()
-                        && ["main.py", "__main__.py"]
-                            .iter()
-                            .any(|n| args.dir.join(n).is_file())
+                        && (project.is_some()
+                            || ["main.py", "__main__.py"]
+                                .iter()
+                                .any(|n| args.dir.join(n).is_file()))
                 }
-            },
-        };
+            };
         (detect && lone && implied).then(|| {
-            note!("python: a Python app; packing it with `python3` from PATH (choose another with `--python PATH`)");
+            note!(
+                "python: a Python app; packing it with `python3` from PATH (choose another with `--python PATH`)"
+            );
             PathBuf::from("python3")
         })
     });
     if let Some(python) = python {
+        let project = loaded?;
         if args.program.is_none() && (config.exec.is_some() || config.program.is_some()) {
             return Err(PackError::RunConflict {
                 reason: "wrapkit.toml sets `python` and also `exec` or `program`; choose one"
                     .into(),
             });
         }
-        let entry = args
+        let named = args
             .entry
             .clone()
             .or(config.entry.clone())
-            .or_else(|| single_script_name(single))
-            .unwrap_or_else(|| python_entry(&args.dir));
+            .or_else(|| single_script_name(single));
+        let path = args.dir.join("pyproject.toml");
+        let script = match (&named, &project) {
+            (None, Some(p)) => p.script(&path)?,
+            _ => None,
+        };
+        let entry = match (&named, &script) {
+            (Some(entry), _) => entry.clone(),
+            (None, Some(s)) => crate::recipe::python::launcher_path(&s.name),
+            (None, None) => python_entry(&args.dir),
+        };
+        let packaged = project.map(|project| crate::recipe::pyproject::Packaged {
+            project,
+            script,
+            path,
+        });
         let mut venv = args.venv.clone().or_else(|| {
             config.venv.as_ref().map(|v| {
                 if v.is_relative() {
@@ -234,6 +256,7 @@ fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOption
         opts.venv = venv;
         opts.requirements = requirements;
         opts.find_links = find_links;
+        opts.project = packaged;
         opts.env = env;
         return Ok(opts);
     }
@@ -342,6 +365,7 @@ fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOption
         venv: None,
         requirements: None,
         find_links: Vec::new(),
+        project: None,
         env: std::collections::BTreeMap::new(),
     })
 }

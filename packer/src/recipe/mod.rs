@@ -6,4 +6,5 @@
 
 pub mod app;
 pub mod program;
+pub mod pyproject;
 pub mod python;

@@ -46,6 +46,7 @@ use wrapkit_runtime::format::layer::Libc;
 use crate::error::PackError;
 use crate::plan::{Plan, Planned, RunSpec, Source};
 use crate::recipe::program::{self, LAYERS_DIR, Program};
+use crate::recipe::pyproject::{self, Packaged};
 
 /// The layer's name: `.layers/python/`.
 pub const LAYER: &str = "python";
@@ -65,6 +66,9 @@ pub struct Python<'a> {
     pub requirements: Option<&'a Path>,
     /// Where those wheels come from instead of the index.
     pub find_links: &'a [PathBuf],
+    /// The app's `pyproject.toml` project: dependencies installed like `requirements`, its
+    /// `[project.scripts]` entry run through a launcher, a `dist-info` for its version.
+    pub project: Option<&'a Packaged>,
     /// `dlopen`ed libraries to bundle too.
     pub libraries: &'a [PathBuf],
     pub libc: Libc,
@@ -150,6 +154,13 @@ fn skip_dynload(name: &str) -> bool {
 /// Adds the interpreter layer, the per-app `.python/` directory and the venv to `plan`, and
 /// sets its run spec.
 pub fn add(plan: &mut Plan, python: &Python<'_>) -> Result<(), PackError> {
+    if let Some(script) = python.project.and_then(|p| p.script.as_ref()) {
+        plan.add(generated(
+            &launcher_path(&script.name),
+            0o644,
+            pyproject::launcher(script).into_bytes(),
+        ))?;
+    }
     if plan
         .resolve(python.entry)
         .is_none_or(|e| e.kind != EntryKind::File)
@@ -210,7 +221,8 @@ pub fn add(plan: &mut Plan, python: &Python<'_>) -> Result<(), PackError> {
     if let Some(venv) = python.venv {
         package_dirs.push(venv_site_packages(venv, &version)?);
     }
-    if let Some(requirements) = python.requirements {
+    let dependencies: &[String] = python.project.map_or(&[], |p| &p.project.dependencies);
+    if python.requirements.is_some() || !dependencies.is_empty() {
         let staging = tempfile::Builder::new()
             .prefix("wrapkit-pip-")
             .tempdir()
@@ -220,7 +232,9 @@ pub fn add(plan: &mut Plan, python: &Python<'_>) -> Result<(), PackError> {
             })?;
         pip_install(
             &probe.executable,
-            requirements,
+            python.requirements,
+            dependencies,
+            python.project.map(|p| p.path.as_path()),
             python.find_links,
             staging.path(),
         )?;
@@ -244,6 +258,28 @@ pub fn add(plan: &mut Plan, python: &Python<'_>) -> Result<(), PackError> {
             }
         }
         placed_dirs.push(std::fs::canonicalize(&dir).unwrap_or(dir));
+    }
+
+    // The project's own dist-info, so that `importlib.metadata.version(name)` answers.
+    if let Some(project) = python.project.map(|p| &p.project)
+        && let Some(version) = &project.version
+    {
+        let info = format!("{site}/{}-{version}.dist-info", project.dist_name());
+        let metadata = format!(
+            "Metadata-Version: 2.1\nName: {}\nVersion: {version}\n",
+            project.name
+        );
+        plan.add(generated(
+            &format!("{info}/METADATA"),
+            0o644,
+            metadata.into_bytes(),
+        ))?;
+        plan.add(generated(
+            &format!("{info}/INSTALLER"),
+            0o644,
+            b"wrapkit\n".to_vec(),
+        ))?;
+        plan.add(generated(&format!("{info}/RECORD"), 0o644, Vec::new()))?;
     }
 
     // The app's own modules: everything at the root that is not ours.
@@ -297,8 +333,15 @@ pub fn add(plan: &mut Plan, python: &Python<'_>) -> Result<(), PackError> {
         source: Source::None,
     })?;
     add_dir(plan, &site)?;
+    // A project's `src/` layout imports as the installed project would.
+    let src =
+        if python.project.is_some() && plan.get("src").is_some_and(|e| e.kind == EntryKind::Dir) {
+            "../../src\n"
+        } else {
+            ""
+        };
     let pth = format!(
-        "../..\n../../{lib}\n../../{lib}/lib-dynload\n../lib/python{version}/site-packages\nimport site\n"
+        "../..\n{src}../../{lib}\n../../{lib}/lib-dynload\n../lib/python{version}/site-packages\nimport site\n"
     );
     plan.add(generated(
         &format!("{APP_DIR}/bin/{bin}._pth"),
@@ -318,6 +361,12 @@ pub fn add(plan: &mut Plan, python: &Python<'_>) -> Result<(), PackError> {
         env: python.env.clone(),
     };
     Ok(())
+}
+
+/// Where the launcher of a `[project.scripts]` entry goes: beside the interpreter, as pip
+/// installs console scripts in a venv's `bin/`.
+pub fn launcher_path(name: &str) -> String {
+    format!("{APP_DIR}/bin/{name}")
 }
 
 /// Asks the interpreter where it lives and what it is.
@@ -346,12 +395,17 @@ fn probe(interpreter: &Path) -> Result<Probe, PackError> {
 /// from the index or, with `find_links`, only from those directories.
 fn pip_install(
     interpreter: &Path,
-    requirements: &Path,
+    requirements: Option<&Path>,
+    dependencies: &[String],
+    pyproject: Option<&Path>,
     find_links: &[PathBuf],
     target: &Path,
 ) -> Result<(), PackError> {
     let fail = |reason: String| PackError::Requirements {
-        path: requirements.to_path_buf(),
+        path: requirements
+            .or(pyproject)
+            .unwrap_or(Path::new("pyproject.toml"))
+            .to_path_buf(),
         reason,
     };
     let mut cmd = Command::new(interpreter);
@@ -371,14 +425,19 @@ fn pip_install(
     ])
     .arg("--target")
     .arg(target)
-    .arg("--requirement")
-    .arg(requirements)
     .stdin(Stdio::null());
+    if let Some(file) = requirements {
+        cmd.arg("--requirement").arg(file);
+    }
     if !find_links.is_empty() {
         cmd.arg("--no-index");
         for dir in find_links {
             cmd.arg("--find-links").arg(dir);
         }
+    }
+    // After `--`, so that a dependency is never read as an option.
+    if !dependencies.is_empty() {
+        cmd.arg("--").args(dependencies);
     }
     let out = cmd
         .output()
