@@ -691,3 +691,22 @@ fn a_pyproject_app_runs_its_script_entry_with_its_dependencies_and_its_own_versi
     assert_eq!(run.code, Some(4), "{run:?}");
     assert_eq!(run.stdout, "my-tool ['--flag'] hello from a wheel 2.5.0\n");
 }
+
+#[test]
+fn packing_the_same_python_app_twice_gives_the_same_bytes() {
+    if !debian_python() {
+        return;
+    }
+    let f = fixture();
+    let flags = [
+        "--python",
+        DEBIAN_PYTHON,
+        "--venv",
+        f.venv.to_str().unwrap(),
+    ];
+    let (a, b) = (pack(&f.app, &flags), pack(&f.app, &flags));
+    assert!(
+        fs::read(&a.exe).unwrap() == fs::read(&b.exe).unwrap(),
+        "the .pyc files, the layer and the archive are deterministic"
+    );
+}
