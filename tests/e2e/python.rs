@@ -710,3 +710,61 @@ fn packing_the_same_python_app_twice_gives_the_same_bytes() {
         "the .pyc files, the layer and the archive are deterministic"
     );
 }
+
+/// The wheels `.ci/run` downloads for `examples/python/requirements.txt` (pinned), where the
+/// test packs the example from, with no index.
+fn example_wheels() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/python-example-wheels");
+    let ready = fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some());
+    if ready {
+        return Some(dir);
+    }
+    // Downloading them needs the package index, which only .ci/run's set-up step uses.
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is empty: .ci/run downloads the example's wheels there",
+        dir.display()
+    );
+    eprintln!(
+        "skipped: no {} (.ci/run downloads the example's wheels there)",
+        dir.display()
+    );
+    None
+}
+
+#[test]
+fn the_python_example_runs_with_its_c_extension_where_no_python_is() {
+    if !debian_python() || !require_root("a mount namespace") {
+        return;
+    }
+    let Some(wheels) = example_wheels() else {
+        return;
+    };
+    let example = crate::support::example("python");
+    let out = pack(
+        &example,
+        &[
+            "--python",
+            DEBIAN_PYTHON,
+            "--requirements",
+            example.join("requirements.txt").to_str().unwrap(),
+            "--find-links",
+            wheels.to_str().unwrap(),
+        ],
+    );
+    let cache = CacheDir::new();
+    assert_eq!(
+        hidden(&cache, &out.exe, &["--versions"], &[]).ok(),
+        "click 8.1.7\nmarkupsafe 2.1.5 (markupsafe._speedups)\npython 3.11\n"
+    );
+    assert_eq!(
+        hidden(
+            &cache,
+            &out.exe,
+            &["the <cat> and the dog and the <cat>"],
+            &[]
+        )
+        .ok(),
+        "<table>\n<tr><td>&lt;cat&gt;</td><td>2</td></tr>\n<tr><td>dog</td><td>1</td></tr>\n</table>\n"
+    );
+}
