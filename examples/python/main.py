@@ -1,8 +1,9 @@
 """wkwords: count the words of a text and print them as an escaped HTML table.
 
 A small real CLI for `wrapkit pack --python`: click (pure Python) parses the arguments,
-markupsafe escapes the HTML with its C extension (`markupsafe._speedups`), and the stop words
-come from a data file beside the script, opened through `__file__`.
+markupsafe escapes the HTML with its C extension (`markupsafe._speedups`), `--versions` also
+shows charset_normalizer's mypyc-compiled detector and certifi's CA bundle (a real file), and
+the stop words come from a data file beside the script, opened through `__file__`.
 """
 
 import collections
@@ -31,6 +32,12 @@ def main(text, top, versions):
 
         click.echo(f"click {version('click')}")
         click.echo(f"markupsafe {version('markupsafe')} ({markupsafe.escape.__module__})")
+        import certifi
+        import charset_normalizer.md
+
+        compiled = charset_normalizer.md.__file__.endswith(".so")
+        click.echo(f"charset-normalizer {version('charset-normalizer')} (compiled: {compiled})")
+        click.echo(f"certifi {version('certifi')} (bundle is a file: {os.path.isfile(certifi.where())})")
         click.echo(f"python {sys.version_info[0]}.{sys.version_info[1]}")
         return
     words = " ".join(text) if text else sys.stdin.read()
