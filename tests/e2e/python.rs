@@ -772,3 +772,39 @@ fn the_python_example_runs_with_its_c_extension_where_no_python_is() {
         "<table>\n<tr><td>&lt;cat&gt;</td><td>2</td></tr>\n<tr><td>dog</td><td>1</td></tr>\n</table>\n"
     );
 }
+
+#[test]
+fn an_ordinary_user_runs_the_app_from_a_read_only_tree_and_stays_warm() {
+    if !debian_python() || !require_root("running as nobody") {
+        return;
+    }
+    let f = fixture();
+    let packed = pack_app("host");
+    // Somewhere `nobody` can reach: the packed file, and a cache of their own.
+    let shared = crate::support::shared_tempdir(false);
+    let exe = shared.path().join("app");
+    fs::copy(&packed.exe, &exe).unwrap();
+    let home = shared.path().join("home");
+    fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    let run = |debug: bool| {
+        let mut cmd = crate::support::as_nobody(&exe);
+        cmd.args(["one", "two"])
+            .env("HOME", &home)
+            .current_dir(shared.path());
+        if debug {
+            cmd.env("WRAPKIT_DEBUG", "1");
+        }
+        Run::of(&mut cmd)
+    };
+    assert_eq!(run(false).ok(), f.expected);
+    for i in 0..3 {
+        let again = run(true);
+        assert!(
+            again.stderr.contains("warm start"),
+            "start {i}: {}",
+            again.stderr
+        );
+        assert_eq!(again.stdout, f.expected);
+    }
+}
