@@ -16,7 +16,8 @@
 //! .python/bin/python3.X        symlink to ../../.layers/python/bin/python3.X: what runs
 //! .python/bin/python3.X._pth   sys.path for every start of that path, relative to it
 //! .python/pyvenv.cfg           `include-system-site-packages = false`: no user site
-//! .python/lib/python3.X/site-packages/   --venv's packages
+//! .python/lib/python3.X/site-packages/   --venv's, --requirements' and pyproject's packages
+//! .python/bin/NAME             a `[project.scripts]` launcher, when pyproject.toml has one
 //! main.py, mod.py, …          the app, at the root, on sys.path first
 //! ```
 //!
@@ -30,10 +31,11 @@
 //! `HOME` and `PYTHONUSERBASE` itself, so `.python/` is also a venv (`pyvenv.cfg` without system
 //! site packages), which turns the user site off (docs/python.md has the measurements).
 //!
-//! Every `.py` (stdlib, app, venv) is compiled with `py_compile` and
-//! `PycInvalidationMode.UNCHECKED_HASH` by the interpreter itself, into memory: deterministic,
-//! and never checked against the source's mtime at run time, so nothing is rewritten in the
-//! read-only cache tree. A `__pycache__` found in the app or the venv is left out.
+//! Every `.py` (stdlib, app, packages) is compiled by the interpreter itself, in one process,
+//! into memory, as `compileall --invalidation-mode unchecked-hash` would write it (the source's
+//! hash, flags `0b01`): deterministic, and never checked against the source's mtime at run
+//! time, so nothing is rewritten in the read-only cache tree. A `__pycache__` found in the app
+//! or a venv is left out.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
