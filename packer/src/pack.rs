@@ -168,8 +168,8 @@ fn bundle_python(plan: &mut Plan, opts: &PackOptions) -> Result<(), PackError> {
     )
 }
 
-/// Plans and writes; returns what was written and the plan's warnings.
-pub fn pack(opts: &PackOptions) -> Result<(PackReport, Vec<String>), PackError> {
+/// Plans and writes; returns what was written, the plan's warnings and its notes.
+pub fn pack(opts: &PackOptions) -> Result<(PackReport, Vec<String>, Vec<String>), PackError> {
     let input = fs::canonicalize(&opts.input).map_err(|source| PackError::Read {
         path: opts.input.clone(),
         source,
@@ -197,7 +197,7 @@ pub fn pack(opts: &PackOptions) -> Result<(PackReport, Vec<String>), PackError> 
             progress: opts.progress,
         },
     )?;
-    Ok((report, warnings))
+    Ok((report, warnings, plan.notes.clone()))
 }
 
 /// Where the executable goes without `-o`: the app's name in the working directory, or, when

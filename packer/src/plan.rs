@@ -98,6 +98,9 @@ pub struct Plan {
     /// Directories a recipe made for files it adds from disk (pip's install of
     /// `--requirements`), removed when the plan is dropped, after the write.
     pub staging: Vec<tempfile::TempDir>,
+    /// What the recipes chose that the user did not name (the interpreter a shim led to, the
+    /// script a Python app runs): printed as notes.
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -112,6 +115,7 @@ impl Plan {
             excluded: Vec::new(),
             layers: Vec::new(),
             staging: Vec::new(),
+            notes: Vec::new(),
         }
     }
 

@@ -511,6 +511,12 @@ fn entry_main_py_without_python_and_a_dot_venv_in_the_app_make_a_working_python_
     .ok_stderr();
     assert!(stderr.contains("python: a Python app"), "{stderr}");
     assert!(stderr.contains("python: using the app's .venv"), "{stderr}");
+    // What was chosen: the interpreter PATH led to, and the script.
+    assert!(
+        stderr.contains("python: /usr/bin/python3.11 (3.11."),
+        "{stderr}"
+    );
+    assert!(stderr.contains("; runs main.py"), "{stderr}");
     assert!(!stderr.contains("follow-symlinks"), "{stderr}");
     let listing = Run::of(wrapkit().arg("ls").arg(&out)).ok();
     assert!(!listing.contains(".venv/"), "{listing}");
@@ -752,6 +758,9 @@ fn the_python_example_runs_with_its_c_extension_where_no_python_is() {
             wheels.to_str().unwrap(),
         ],
     );
+    // pip's console scripts (charset_normalizer's `normalizer`) name its staging directory.
+    let listing = Run::of(wrapkit().arg("ls").arg(&out.exe)).ok();
+    assert!(!listing.contains("site-packages/bin/"), "{listing}");
     let cache = CacheDir::new();
     assert_eq!(
         hidden(&cache, &out.exe, &["--versions"], &[]).ok(),

@@ -51,6 +51,9 @@ pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
     opts.progress = !messages::quiet();
     if list {
         let (plan, warnings) = pack::plan(&opts)?;
+        for n in &plan.notes {
+            note!("{n}");
+        }
         for w in &warnings {
             messages::warning(w, None);
         }
@@ -65,7 +68,10 @@ pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .and_then(|r| std::fs::metadata(r).ok())
         .map(|m| m.len());
-    let (report, warnings) = pack::pack(&opts)?;
+    let (report, warnings, notes) = pack::pack(&opts)?;
+    for n in &notes {
+        note!("{n}");
+    }
     for w in &warnings {
         messages::warning(w, None);
     }

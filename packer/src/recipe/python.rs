@@ -220,6 +220,7 @@ pub fn add(plan: &mut Plan, python: &Python<'_>) -> Result<(), PackError> {
     let site = format!("{APP_DIR}/lib/python{version}/site-packages");
     let mut placed_dirs = vec![dynload_dir.clone()];
     let mut package_dirs = Vec::new();
+    let mut pip_dir = None;
     if let Some(venv) = python.venv {
         package_dirs.push(venv_site_packages(venv, &version)?);
     }
@@ -240,13 +241,19 @@ pub fn add(plan: &mut Plan, python: &Python<'_>) -> Result<(), PackError> {
             python.find_links,
             staging.path(),
         )?;
+        pip_dir = Some(staging.path().to_path_buf());
         package_dirs.push(staging.path().to_path_buf());
         plan.staging.push(staging);
     }
     for dir in package_dirs {
         for (rel, path) in walk(&dir, &["__pycache__"])? {
             let top = rel.split('/').next().unwrap_or_default();
-            if top == "pip" || (top.starts_with("pip-") && top.ends_with(".dist-info")) {
+            // pip itself; and the console scripts `pip install --target` writes to `bin/`,
+            // which name the staging directory in their `#!` lines.
+            if top == "pip"
+                || (top.starts_with("pip-") && top.ends_with(".dist-info"))
+                || (top == "bin" && pip_dir.as_ref() == Some(&dir))
+            {
                 continue;
             }
             if is_extension(&rel) && is_elf(&path) {
@@ -358,6 +365,31 @@ pub fn add(plan: &mut Plan, python: &Python<'_>) -> Result<(), PackError> {
         cfg.into_bytes(),
     ))?;
 
+    let packages = plan
+        .entries()
+        .filter(|e| e.kind == EntryKind::Dir && path_parent(&e.name) == site)
+        .filter(|e| !e.name.ends_with(".dist-info") && !e.name.ends_with("__pycache__"))
+        .count();
+    plan.notes.push(format!(
+        "python: {} ({}.{}.{}{}), {} stdlib files, {} extension modules{}; runs {}",
+        probe.executable.display(),
+        probe.version.0,
+        probe.version.1,
+        probe.version.2,
+        if python.interpreter != probe.executable {
+            format!(", from `{}`", python.interpreter.display())
+        } else {
+            String::new()
+        },
+        stdlib.len(),
+        placed.len(),
+        if packages > 0 {
+            format!(", {packages} package directories")
+        } else {
+            String::new()
+        },
+        python.entry,
+    ));
     plan.run = RunSpec::Exec {
         argv: vec![link, format!("{{root}}/{}", python.entry)],
         env: python.env.clone(),
@@ -502,6 +534,11 @@ fn walk(root: &Path, skip: &[&str]) -> Result<Vec<(String, PathBuf)>, PackError>
         out.push((rel.to_owned(), e.path().to_path_buf()));
     }
     Ok(out)
+}
+
+/// The archive path's parent (`""` at the root).
+fn path_parent(name: &str) -> &str {
+    name.rsplit_once('/').map_or("", |(parent, _)| parent)
 }
 
 fn is_elf(path: &Path) -> bool {
