@@ -68,12 +68,19 @@ pub fn write(plan: &Plan, opts: &WriteOptions<'_>) -> Result<PackReport, PackErr
         path: output.to_path_buf(),
         source,
     };
-    let tmp = tempfile::Builder::new()
-        .prefix(".wrapkit-")
-        .suffix(".tmp")
-        .tempfile_in(out_dir)
-        .map_err(write_err)?;
-    let _cleanup = CleanupOnSignal::new(tmp.path().to_path_buf()).map_err(write_err)?;
+    // Signals are caught before the file exists, and the path is set under the lock the
+    // handler takes, so no signal can fall between creating the file and knowing to remove it.
+    let cleanup = CleanupOnSignal::new().map_err(write_err)?;
+    let tmp = {
+        let mut path = cleanup.path.lock().unwrap_or_else(|e| e.into_inner());
+        let tmp = tempfile::Builder::new()
+            .prefix(".wrapkit-")
+            .suffix(".tmp")
+            .tempfile_in(out_dir)
+            .map_err(write_err)?;
+        *path = Some(tmp.path().to_path_buf());
+        tmp
+    };
     let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
     out.write_all(opts.stub).map_err(write_err)?;
     let mut writer = ArchiveWriter::new(out, opts.stub.len() as u64, opts.mtime);
@@ -154,23 +161,31 @@ pub fn write(plan: &Plan, opts: &WriteOptions<'_>) -> Result<PackReport, PackErr
 /// of the signal as it would have: an interrupted pack leaves nothing behind. (A drop at
 /// normal exit or on error is handled by `tempfile` itself.)
 struct CleanupOnSignal {
+    /// The file to remove, once it exists.
+    path: std::sync::Arc<std::sync::Mutex<Option<PathBuf>>>,
     handle: signal_hook::iterator::Handle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl CleanupOnSignal {
-    fn new(tmp: PathBuf) -> std::io::Result<CleanupOnSignal> {
+    fn new() -> std::io::Result<CleanupOnSignal> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
         let handle = signals.handle();
+        let path = std::sync::Arc::new(std::sync::Mutex::new(None::<PathBuf>));
+        let shared = std::sync::Arc::clone(&path);
         let thread = std::thread::spawn(move || {
             if let Some(signal) = signals.forever().next() {
-                let _ = fs::remove_file(&tmp);
+                let tmp = shared.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(tmp) = tmp.as_ref() {
+                    let _ = fs::remove_file(tmp);
+                }
                 let _ = signal_hook::low_level::emulate_default_handler(signal);
                 std::process::exit(128 + signal);
             }
         });
         Ok(CleanupOnSignal {
+            path,
             handle,
             thread: Some(thread),
         })
