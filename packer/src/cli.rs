@@ -431,8 +431,9 @@ pub struct PackArgs {
     #[arg(long, value_name = "VERSION")]
     pub app_version: Option<String>,
 
-    /// Script to run, as a path inside DIR [default: main.lua; with `--node` or `--tcl`, see
-    /// there]. Replaces the config's `entry` or `exec`.
+    /// Script to run, as a path inside DIR [default: main.lua; with `--python`, main.py or
+    /// __main__.py; with `--node` or `--tcl`, see there]. Replaces the config's `entry` or
+    /// `exec`.
     #[arg(long, value_name = "PATH", conflicts_with = "exec")]
     pub entry: Option<String>,
 
@@ -468,14 +469,41 @@ pub struct PackArgs {
     /// Run the app with Node.js from the build machine: PATH is its binary [default: `node` on
     /// PATH], or `npm:VERSION` for that version's official build from npm. Bundles the binary with its libraries (see `--libc`) and runs the script named by
     /// `--entry`, else package.json's `bin` or `main`, else `index.js`. Put DIR before it.
-    #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with_all = ["exec", "program", "tcl"])]
+    #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with_all = ["exec", "program", "tcl", "python"])]
     pub node: Option<Option<PathBuf>>,
 
     /// Run the app with Tcl from the build machine: PATH is its tclsh [default: `tclsh` on
     /// PATH]. Bundles tclsh, libtcl, Tcl's script library and modules, and the packages the
     /// app's scripts `package require`; runs `--entry`, else `main.tcl`. Put DIR before it.
-    #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with_all = ["exec", "program", "node"])]
+    #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with_all = ["exec", "program", "node", "python"])]
     pub tcl: Option<Option<PathBuf>>,
+
+    /// Pack a Python app with this interpreter from the build machine, its stdlib and its
+    /// libraries, and run `main.py`, `__main__.py` or `--entry FILE.py` with it [default:
+    /// `python3` on PATH; a pyenv shim is resolved to the real interpreter].
+    #[arg(
+        long,
+        value_name = "PATH",
+        num_args = 0..=1,
+        default_missing_value = "python3",
+        conflicts_with_all = ["exec", "program", "node", "tcl"]
+    )]
+    pub python: Option<PathBuf>,
+
+    /// A Python app's packages: a virtual environment whose site-packages the app imports (C
+    /// extensions included; their libraries are bundled).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["exec", "program"])]
+    pub venv: Option<PathBuf>,
+
+    /// A Python app's packages: install this requirements file (wheels only) with the interpreter's
+    /// pip into a private directory, packed as the app's site-packages.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["exec", "program"])]
+    pub requirements: Option<PathBuf>,
+
+    /// With `--requirements` or `pyproject.toml` dependencies: take wheels only from this
+    /// directory, not from the index (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub find_links: Vec<PathBuf>,
 
     /// Set an environment variable for the `exec` program (repeatable; added to the config's
     /// `env`).

@@ -18,6 +18,8 @@
 //! libc = "auto"            # host | bundle | auto: where its glibc comes from
 //! node = true              # or: run the app with this machine's node ("PATH" or "npm:22.12.0")
 //! tcl = true               # or: with this machine's tclsh ("PATH")
+//! python = "python3"      # or: a Python app, run with this interpreter from this machine
+//! venv = ".venv-build"     # its packages (a venv made with that interpreter)
 //! allow = ["large"]        # no warning for these: dotenv, git, venv, cache, large
 //!
 //! [deploy]                 # read by `wrapkit deploy systemd --config`, not packed
@@ -68,6 +70,10 @@ pub struct Config {
     pub node: Option<InterpreterSetting>,
     /// Run the app with Tcl from the build machine (`true`, or its tclsh), as `--tcl`.
     pub tcl: Option<InterpreterSetting>,
+    /// A Python app: the interpreter to bundle (`entry` is then a `.py` file).
+    pub python: Option<std::path::PathBuf>,
+    /// The venv whose site-packages a Python app imports.
+    pub venv: Option<std::path::PathBuf>,
     /// What to pack without a warning: `dotenv`, `git`, `venv`, `cache`, `large`.
     pub allow: Option<Vec<crate::walk::NoticeKind>>,
     /// How `wrapkit deploy` installs the packed file (docs/deploy.md). Checked here, used there:

@@ -123,6 +123,17 @@ pub enum PackError {
     BadEnv { key: String, reason: String },
     #[error("{reason}")]
     RunConflict { reason: String },
+    #[error("cannot pack the Python interpreter {}: {reason}", interpreter.display())]
+    Python {
+        interpreter: PathBuf,
+        reason: String,
+    },
+    #[error("cannot pack the venv {}: {reason}", venv.display())]
+    Venv { venv: PathBuf, reason: String },
+    #[error("cannot install the requirements in {}: {reason}", path.display())]
+    Requirements { path: PathBuf, reason: String },
+    #[error("no Python script to run: `{entry}` is not a file in the app")]
+    MissingPythonEntry { entry: String },
     #[error("the archive writer refused an entry")]
     Format(#[from] FormatError),
     #[error("{}: cannot write a systemd service for it", path.display())]
@@ -224,6 +235,9 @@ impl PackError {
             PackError::Excluded { .. } => {
                 "change `include`/`exclude` (or `--include`/`--exclude`) so it is packed; `.git`, `.hg`, `.svn` and `wrapkit.toml` are left out unless included by name".into()
             }
+            PackError::NotLua { entry, language } if language.contains("ython") => format!(
+                "pack it as a Python app: `--python --entry {entry}` bundles the interpreter too"
+            ),
             PackError::NotLua { entry, .. } => format!(
                 "a Lua app runs Lua; to run `{entry}` with its interpreter, pack the interpreter in the app and name both with `--exec` (e.g. `--exec bin/python3 --exec {entry}`)"
             ),
@@ -261,6 +275,18 @@ impl PackError {
             }
             PackError::NoScript { .. } | PackError::BadPackageJson { .. } => {
                 "name the script with `--entry PATH` (a path inside DIR)".into()
+            }
+            PackError::Python { .. } => {
+                "`--python PATH` takes a CPython 3.8 or newer that runs on this machine (default: `python3` on PATH; a pyenv shim is fine)".into()
+            }
+            PackError::Venv { .. } => {
+                "`--venv DIR` takes a virtual environment made with the same Python as `--python` (`python3 -m venv DIR`)".into()
+            }
+            PackError::Requirements { .. } => {
+                "wheels only: `pip download --only-binary :all: -r FILE -d DIR` on a machine with the index, then `--find-links DIR`; the interpreter needs pip (`python3 -m ensurepip`, or Debian's python3-pip)".into()
+            }
+            PackError::MissingPythonEntry { .. } => {
+                "add a `main.py` or `__main__.py`, or name the script with `--entry FILE.py`".into()
             }
             PackError::BadRuntime { .. } => {
                 "give `--runtime` a wrapkit-stub binary, or omit it to use the built-in one".into()

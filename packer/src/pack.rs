@@ -43,6 +43,18 @@ pub struct PackOptions {
     pub libraries: Vec<PathBuf>,
     /// Where a bundled program's glibc comes from.
     pub libc: Libc,
+    /// `--python`: the interpreter for a Python app (then `run` is the `Lua` spec naming the
+    /// `.py` entry, which the Python recipe turns into its `Exec`).
+    pub python: Option<PathBuf>,
+    /// `--venv`: its packages.
+    pub venv: Option<PathBuf>,
+    /// `--requirements` and `--find-links`: packages pip installs for it.
+    pub requirements: Option<PathBuf>,
+    pub find_links: Vec<PathBuf>,
+    /// The app's `pyproject.toml` `[project]`: its dependencies, its script, its dist-info.
+    pub project: Option<crate::recipe::pyproject::Packaged>,
+    /// Variables for a Python app's interpreter (`--env`).
+    pub env: std::collections::BTreeMap<String, String>,
     /// `--node`, `--tcl`: an interpreter from the build machine runs the app's script (then
     /// `run` is an `Exec` whose `argv` the recipe fills).
     pub interpreter: Option<Interpreter>,
@@ -87,6 +99,7 @@ pub fn plan(opts: &PackOptions) -> Result<(Plan, Vec<String>), PackError> {
         });
         bundle_interpreter(&mut plan, &dir, interpreter.as_ref(), opts)?;
         bundle_program(&mut plan, opts)?;
+        bundle_python(&mut plan, opts)?;
         let warnings = plan.check_run(&dir)?;
         return Ok((plan, warnings));
     }
@@ -99,6 +112,7 @@ pub fn plan(opts: &PackOptions) -> Result<(Plan, Vec<String>), PackError> {
     let notices = crate::recipe::app::add(&mut plan, &input, &filter, opts.follow_symlinks)?;
     bundle_interpreter(&mut plan, &input, opts.interpreter.as_ref(), opts)?;
     bundle_program(&mut plan, opts)?;
+    bundle_python(&mut plan, opts)?;
     let mut warnings: Vec<String> = notices
         .iter()
         .filter(|n| !opts.allow.contains(&n.kind))
@@ -157,12 +171,7 @@ fn bundle_program(plan: &mut Plan, opts: &PackOptions) -> Result<(), PackError> 
             .to_owned();
         let bin = program::add(
             plan,
-            &Program {
-                path,
-                name: &name,
-                libraries: &opts.libraries,
-                libc: opts.libc,
-            },
+            &Program::plain(path, &name, &opts.libraries, opts.libc),
         )?;
         let mut argv = argv;
         argv[0] = bin;
@@ -176,12 +185,7 @@ fn bundle_program(plan: &mut Plan, opts: &PackOptions) -> Result<(), PackError> 
     let file = name.rsplit('/').next().unwrap_or(&name).to_owned();
     let bin = match program::add(
         plan,
-        &Program {
-            path: &disk,
-            name: &file,
-            libraries: &opts.libraries,
-            libc: opts.libc,
-        },
+        &Program::plain(&disk, &file, &opts.libraries, opts.libc),
     ) {
         Ok(bin) => bin,
         // Not on this machine either: pack it as it is, and `check_run` warns that it will
@@ -196,8 +200,34 @@ fn bundle_program(plan: &mut Plan, opts: &PackOptions) -> Result<(), PackError> 
     Ok(())
 }
 
-/// Plans and writes; returns what was written and the plan's warnings.
-pub fn pack(opts: &PackOptions) -> Result<(PackReport, Vec<String>), PackError> {
+/// The Python recipe, with `--python`: the interpreter layer, the app's `.python/` and the
+/// venv; the Lua-style entry becomes the script the interpreter runs.
+fn bundle_python(plan: &mut Plan, opts: &PackOptions) -> Result<(), PackError> {
+    use crate::recipe::python::{self, Python};
+    let Some(interpreter) = &opts.python else {
+        return Ok(());
+    };
+    let RunSpec::Lua { entry } = plan.run.clone() else {
+        return Ok(()); // `--exec` and `--program` conflict with `--python` in `merge`.
+    };
+    python::add(
+        plan,
+        &Python {
+            interpreter,
+            entry: &entry,
+            venv: opts.venv.as_deref(),
+            requirements: opts.requirements.as_deref(),
+            find_links: &opts.find_links,
+            project: opts.project.as_ref(),
+            libraries: &opts.libraries,
+            libc: opts.libc,
+            env: opts.env.clone(),
+        },
+    )
+}
+
+/// Plans and writes; returns what was written, the plan's warnings and its notes.
+pub fn pack(opts: &PackOptions) -> Result<(PackReport, Vec<String>, Vec<String>), PackError> {
     let input = fs::canonicalize(&opts.input).map_err(|source| PackError::Read {
         path: opts.input.clone(),
         source,
@@ -225,7 +255,7 @@ pub fn pack(opts: &PackOptions) -> Result<(PackReport, Vec<String>), PackError> 
             progress: opts.progress,
         },
     )?;
-    Ok((report, warnings))
+    Ok((report, warnings, plan.notes.clone()))
 }
 
 /// Where the executable goes without `-o`: the app's name in the working directory, or, when

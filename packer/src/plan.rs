@@ -95,6 +95,12 @@ pub struct Plan {
     /// Programs with their libraries under their own prefixes, each materialised as a shared
     /// tree at run time (`wrapkit_runtime::format::layer`); filled by the program recipes.
     pub layers: Vec<Layer>,
+    /// Directories a recipe made for files it adds from disk (pip's install of
+    /// `--requirements`), removed when the plan is dropped, after the write.
+    pub staging: Vec<tempfile::TempDir>,
+    /// What the recipes chose that the user did not name (the interpreter a shim led to, the
+    /// script a Python app runs): printed as notes.
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -108,6 +114,8 @@ impl Plan {
             tally: Tally::default(),
             excluded: Vec::new(),
             layers: Vec::new(),
+            staging: Vec::new(),
+            notes: Vec::new(),
         }
     }
 

@@ -126,19 +126,19 @@ fn a_non_lua_entry_is_refused_with_the_flag_to_use() {
         .file("main.py", "print('hi')\n")
         .file("tool", "#!/usr/bin/env python3\nprint('hi')\n")
         .file("ok", "#!/usr/bin/env lua\nprint('hi')\n");
-    let err = pack(&app, &["--entry", "main.py"]).fails_with(1);
+    let err = pack(&app, &["--entry", "tool"]).fails_with(1);
     assert_eq!(
         err,
-        "error: the entry script `main.py` is a script for Python, not Lua\n\
-         hint: a Lua app runs Lua; to run `main.py` with its interpreter, pack the interpreter in the app and name both with `--exec` (e.g. `--exec bin/python3 --exec main.py`)\n"
+        "error: the entry script `tool` is a script for `/usr/bin/env python3`, not Lua\n\
+         hint: pack it as a Python app: `--python --entry tool` bundles the interpreter too\n"
     );
-    let err = pack(&app, &["--entry", "tool"]).fails_with(1);
+    let app = App::new().file("tool.sh", "#!/bin/sh\necho hi\n");
+    let err = pack(&app, &["--entry", "tool.sh"]).fails_with(1);
     assert!(
-        err.starts_with(
-            "error: the entry script `tool` is a script for `/usr/bin/env python3`, not Lua"
-        ),
+        err.contains("hint: a Lua app runs Lua; to run `tool.sh` with its interpreter"),
         "{err}"
     );
+    let app = App::new().file("ok", "#!/usr/bin/env lua\nprint('hi')\n");
     assert_eq!(pack(&app, &["--entry", "ok"]).code, Some(0));
 }
 

@@ -23,6 +23,7 @@ mod node;
 mod pack;
 mod payload;
 mod program;
+mod python;
 mod selfcare;
 mod snapshots;
 mod strip;

@@ -7,6 +7,7 @@
 //! without either, the file's `entry` or `exec` (both is an error), else `main.lua`.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde::Serialize;
@@ -50,6 +51,9 @@ pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
     opts.progress = !messages::quiet();
     if list {
         let (plan, warnings) = pack::plan(&opts)?;
+        for n in &plan.notes {
+            note!("{n}");
+        }
         for w in &warnings {
             messages::warning(w, None);
         }
@@ -64,7 +68,10 @@ pub(crate) fn pack(args: PackArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .and_then(|r| std::fs::metadata(r).ok())
         .map(|m| m.len());
-    let (report, warnings) = pack::pack(&opts)?;
+    let (report, warnings, notes) = pack::pack(&opts)?;
+    for n in &notes {
+        note!("{n}");
+    }
     for w in &warnings {
         messages::warning(w, None);
     }
@@ -121,6 +128,11 @@ fn single_script_name(single: Option<&std::path::Path>) -> Option<String> {
 
 /// The one place the config file and the flags meet.
 fn merge(args: PackArgs, config: Config) -> Result<PackOptions, PackError> {
+    merge_with(args, config, true)
+}
+
+/// `merge`; a Python app is recognised (by its `.py` entry or script) only with `detect`.
+fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOptions, PackError> {
     // The directory's name, or a single script's without its extension.
     let canonical = std::fs::canonicalize(&args.dir).ok();
     let single = canonical.as_deref().filter(|p| p.is_file());
@@ -170,6 +182,120 @@ fn merge(args: PackArgs, config: Config) -> Result<PackOptions, PackError> {
             .then(|| config.program.clone())
             .flatten()
     });
+    let python = args.python.clone().or_else(|| {
+        (args.exec.is_empty() && args.program.is_none() && interpreter.is_none())
+            .then(|| config.python.clone())
+            .flatten()
+    });
+    // Read for every app, but an error in it matters only to a Python app.
+    let loaded = match single {
+        Some(_) => Ok(None),
+        None => crate::recipe::pyproject::Project::load(&args.dir),
+    };
+    let project = loaded.as_ref().ok().cloned().flatten();
+    let python = python.or_else(|| {
+        let lone = args.exec.is_empty()
+            && args.program.is_none()
+            && interpreter.is_none()
+            && config.exec.is_none()
+            && config.program.is_none();
+        let named = args.entry.as_deref().or(config.entry.as_deref());
+        let packages = args.venv.is_some() || args.requirements.is_some();
+        let implied = packages
+            || match (named, single) {
+                (Some(entry), _) => entry.ends_with(".py"),
+                (None, Some(file)) => file.extension().is_some_and(|e| e == "py"),
+                (None, None) => {
+                    !args.dir.join("main.lua").exists()
+                        && (project.is_some()
+                            || ["main.py", "__main__.py"]
+                                .iter()
+                                .any(|n| args.dir.join(n).is_file()))
+                }
+            };
+        (detect && lone && implied).then(|| {
+            note!(
+                "python: a Python app; packing it with `python3` from PATH (choose another with `--python PATH`)"
+            );
+            PathBuf::from("python3")
+        })
+    });
+    if let Some(python) = python {
+        let project = loaded?;
+        if args.program.is_none() && (config.exec.is_some() || config.program.is_some()) {
+            return Err(PackError::RunConflict {
+                reason: "wrapkit.toml sets `python` and also `exec` or `program`; choose one"
+                    .into(),
+            });
+        }
+        let named = args
+            .entry
+            .clone()
+            .or(config.entry.clone())
+            .or_else(|| single_script_name(single));
+        let path = args.dir.join("pyproject.toml");
+        let script = match (&named, &project) {
+            (None, Some(p)) => p.script(&path)?,
+            _ => None,
+        };
+        let entry = match (&named, &script) {
+            (Some(entry), _) => entry.clone(),
+            (None, Some(s)) => crate::recipe::python::launcher_path(&s.name),
+            (None, None) => python_entry(&args.dir),
+        };
+        let packaged = project.map(|project| crate::recipe::pyproject::Packaged {
+            project,
+            script,
+            path,
+        });
+        let mut venv = args.venv.clone().or_else(|| {
+            config.venv.as_ref().map(|v| {
+                if v.is_relative() {
+                    args.dir.join(v)
+                } else {
+                    v.clone()
+                }
+            })
+        });
+        // A `.venv` in the app is the app's packages, not files to pack as they are (its
+        // scripts and links name this machine's paths).
+        let dot_venv = args.dir.join(".venv");
+        if venv.is_none() && dot_venv.join("pyvenv.cfg").is_file() {
+            note!("python: using the app's .venv for its packages (as `--venv .venv`)");
+            venv = Some(dot_venv);
+        }
+        let requirements = args.requirements.clone();
+        let find_links = args.find_links.clone();
+        let mut exclude = args.exclude.clone();
+        exclude.extend(["**/__pycache__".to_owned(), ".venv".to_owned()]);
+        let mut opts = merge_with(
+            PackArgs {
+                entry: Some(entry),
+                python: None,
+                venv: None,
+                requirements: None,
+                find_links: Vec::new(),
+                env: Vec::new(),
+                exclude,
+                ..args
+            },
+            Config {
+                entry: None,
+                exec: None,
+                program: None,
+                env: None,
+                ..config
+            },
+            false,
+        )?;
+        opts.python = Some(python);
+        opts.venv = venv;
+        opts.requirements = requirements;
+        opts.find_links = find_links;
+        opts.project = packaged;
+        opts.env = env;
+        return Ok(opts);
+    }
     let run = match (args.entry, args.exec.is_empty(), &program) {
         // The recipe fills in the interpreter and its script.
         _ if interpreter.is_some() => RunSpec::Exec {
@@ -277,5 +403,20 @@ fn merge(args: PackArgs, config: Config) -> Result<PackOptions, PackError> {
             .or(config.libc)
             .map_or(wrapkit_runtime::format::layer::Libc::Auto, Into::into),
         interpreter,
+        python: None,
+        venv: None,
+        requirements: None,
+        find_links: Vec::new(),
+        project: None,
+        env: std::collections::BTreeMap::new(),
     })
+}
+
+/// A Python app's script when none is named: `main.py`, else `__main__.py`.
+fn python_entry(dir: &std::path::Path) -> String {
+    ["main.py", "__main__.py"]
+        .into_iter()
+        .find(|name| dir.join(name).is_file())
+        .unwrap_or("main.py")
+        .to_owned()
 }

@@ -70,7 +70,9 @@
 //!   `PT_INTERP` whose last byte is not NUL.
 
 use goblin::elf::Elf;
-use goblin::elf::dynamic::{DT_NULL, DT_RPATH, DT_RUNPATH, DT_STRSZ, DT_STRTAB};
+use goblin::elf::dynamic::{
+    DT_NEEDED, DT_NULL, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB,
+};
 use goblin::elf::header::{EM_X86_64, ET_DYN, ET_EXEC};
 use goblin::elf::program_header::{
     PF_R, PF_W, PT_DYNAMIC, PT_GNU_PROPERTY, PT_INTERP, PT_LOAD, PT_NOTE, ProgramHeader,
@@ -501,6 +503,96 @@ fn phdr_bytes(ph: &ProgramHeader) -> [u8; PHDR_SIZE] {
     raw
 }
 
+/// Makes a library's own search path defer to the program's, in place: a `DT_RUNPATH` becomes a
+/// `DT_RPATH` (the loader then also searches the `DT_RPATH` of the objects that loaded it, up
+/// to the program's, which the runtime fills with the layer's directories), and a path that
+/// names a directory of the build host is overwritten with `$ORIGIN` (NUL-padded, so the file
+/// keeps its size and layout). `$ORIGIN`-relative paths (a wheel's `.libs`) stay. Returns
+/// whether anything changed; a file that is not a little-endian ELF64 is left alone.
+///
+/// Why: pyenv's `libpython3.11.so.1.0` and every module of its `lib-dynload` carry
+/// `DT_RUNPATH=/root/.pyenv/versions/3.11.7/lib`; with a `DT_RUNPATH` the loader never looks at
+/// the program's `DT_RPATH` for that object's needs, so in an empty chroot `libm.so.6` (needed
+/// by libpython, bundled beside glibc in the layer) was not found.
+pub fn defer_search_path(bytes: &mut [u8]) -> Result<bool, PatchError> {
+    let (dynamic, strtab, names) = {
+        let Ok(elf) = Elf::parse(bytes) else {
+            return Ok(false);
+        };
+        // Offsets of the other strings, which the linker may have merged into a path's tail.
+        let names: Vec<u64> = elf
+            .dynsyms
+            .iter()
+            .map(|s| s.st_name as u64)
+            .chain(elf.dynamic.iter().flat_map(|d| {
+                d.dyns
+                    .iter()
+                    .filter(|e| e.d_tag == DT_NEEDED || e.d_tag == DT_SONAME)
+                    .map(|e| e.d_val)
+            }))
+            .collect();
+        if !elf.is_64 || !elf.little_endian {
+            return Ok(false);
+        }
+        let Some(dynamic) = elf.program_headers.iter().find(|p| p.p_type == PT_DYNAMIC) else {
+            return Ok(false);
+        };
+        let Some(strtab) = elf
+            .dynamic
+            .as_ref()
+            .and_then(|d| d.dyns.iter().find(|d| d.d_tag == DT_STRTAB))
+            .and_then(|d| vaddr_to_offset(&elf.program_headers, d.d_val, 1))
+        else {
+            return Ok(false);
+        };
+        ((dynamic.p_offset, dynamic.p_filesz), strtab, names)
+    };
+    let (start, len) = dynamic;
+    let count = (len as usize) / DYN_SIZE;
+    let mut changed = false;
+    for i in 0..count {
+        let at = start as usize + i * DYN_SIZE;
+        let entry = file_range(bytes, "the dynamic array", at as u64, DYN_SIZE as u64)?;
+        let tag = u64::from_le_bytes(entry[..8].try_into().expect("8 bytes"));
+        let val = u64::from_le_bytes(entry[8..].try_into().expect("8 bytes"));
+        if tag == DT_NULL {
+            break;
+        }
+        if tag != DT_RUNPATH && tag != DT_RPATH {
+            continue;
+        }
+        let string_at = strtab.saturating_add(val);
+        let tail = file_range(
+            bytes,
+            "a search path",
+            string_at,
+            (bytes.len() as u64).saturating_sub(string_at),
+        )?;
+        let old = c_str(tail).to_vec();
+        let text = String::from_utf8_lossy(&old);
+        let own = text
+            .split(':')
+            .filter(|p| !p.is_empty())
+            .all(|p| p.starts_with("$ORIGIN") || p.starts_with("${ORIGIN}"));
+        let shared = names.iter().any(|&n| n > val && n < val + old.len() as u64);
+        if shared {
+            return Ok(false); // rewriting it would change another name
+        }
+        if !own {
+            let value: &[u8] = if old.len() >= 7 { b"$ORIGIN" } else { b"" };
+            let s = string_at as usize;
+            bytes[s..s + old.len()].fill(0);
+            bytes[s..s + value.len()].copy_from_slice(value);
+            changed = true;
+        }
+        if tag == DT_RUNPATH {
+            bytes[at..at + 8].copy_from_slice(&DT_RPATH.to_le_bytes());
+            changed = true;
+        }
+    }
+    Ok(changed)
+}
+
 #[cfg(test)]
 mod tests {
     use std::process::Command;
@@ -509,6 +601,55 @@ mod tests {
 
     use super::*;
     use crate::elf::ElfFile;
+
+    /// A shared library built here with `-rpath RPATH` as a `DT_RUNPATH`.
+    fn library_with_runpath(dir: &std::path::Path, rpath: &str) -> Vec<u8> {
+        std::fs::write(dir.join("x.c"), "int x(void) { return 1; }\n").unwrap();
+        let out = Command::new("cc")
+            .current_dir(dir)
+            .args([
+                "-shared",
+                "-fPIC",
+                "-o",
+                "libx.so",
+                "x.c",
+                "-Wl,--enable-new-dtags",
+            ])
+            .arg(format!("-Wl,-rpath,{rpath}"))
+            .output()
+            .expect("cc runs (.ci/run installs gcc)");
+        assert!(out.status.success(), "{out:?}");
+        std::fs::read(dir.join("libx.so")).unwrap()
+    }
+
+    #[test]
+    fn a_librarys_build_host_runpath_becomes_an_rpath_of_origin_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = library_with_runpath(dir.path(), "/root/.pyenv/versions/3.11.7/lib");
+        let before = ElfFile::parse(&original).unwrap().unwrap();
+        assert_eq!(before.runpath, ["/root/.pyenv/versions/3.11.7/lib"]);
+        let mut bytes = original.clone();
+        assert!(defer_search_path(&mut bytes).unwrap());
+        assert_eq!(bytes.len(), original.len());
+        let after = ElfFile::parse(&bytes).unwrap().unwrap();
+        assert!(after.runpath.is_empty(), "{after:?}");
+        assert_eq!(after.rpath, ["$ORIGIN"]);
+        assert_eq!(after.needed, before.needed);
+        // Done once, nothing is left to change but the tag, which is already DT_RPATH.
+        let mut again = bytes.clone();
+        assert!(!defer_search_path(&mut again).unwrap());
+        assert_eq!(again, bytes);
+        // A wheel's `$ORIGIN/../pkg.libs` is its own: kept, only the tag changes.
+        let own = library_with_runpath(dir.path(), "$ORIGIN/../pkg.libs");
+        let mut bytes = own.clone();
+        assert!(defer_search_path(&mut bytes).unwrap());
+        let after = ElfFile::parse(&bytes).unwrap().unwrap();
+        assert_eq!(after.rpath, ["$ORIGIN/../pkg.libs"]);
+        assert!(after.runpath.is_empty());
+        // Not an ELF file: left alone.
+        let mut text = b"INPUT(libx.so.1)".to_vec();
+        assert!(!defer_search_path(&mut text).unwrap());
+    }
 
     fn ls() -> Vec<u8> {
         std::fs::read("/bin/ls").unwrap()

@@ -1,12 +1,15 @@
 //! Recipes: each adds entries to a [`Plan`](crate::plan::Plan) and may set its run spec; none
 //! writes anything. [`app`] is the app directory itself, at the archive's root; [`program`] a
-//! native program and its library closure as a layer; [`node`] and [`tcl`] an interpreter from
-//! the build machine (a layer made by [`program`], plus what the interpreter needs beside it)
-//! running a script of the app.
+//! native program and its library closure as a layer; [`node`], [`tcl`] and [`python`] an
+//! interpreter from the build machine (a layer made by [`program`], plus what the interpreter
+//! needs beside it) running a script of the app; [`python`] also the stdlib and what the app
+//! needs to run isolated.
 
 pub mod app;
 pub mod node;
 pub mod program;
+pub mod pyproject;
+pub mod python;
 pub mod tcl;
 
 use std::path::{Path, PathBuf};

@@ -83,15 +83,12 @@ pub fn add(
             _ => None,
         })
         .collect();
-    let bin = program::add_with_loaded(
+    let bin = program::add(
         plan,
         &Program {
-            path: &binary,
-            name: "node",
-            libraries,
-            libc,
+            placed: &addons,
+            ..Program::plain(&binary, "node", libraries, libc)
         },
-        &addons,
     )?;
     Ok(Launch {
         argv: vec![bin, format!("{{root}}/{entry}")],

@@ -40,26 +40,38 @@ pub const SLOT_BYTES: u32 = 1024;
 pub struct Program<'a> {
     /// The program's file on the build host (symlinks are followed for its bytes).
     pub path: &'a Path,
+    /// The layer's name (`.layers/<layer>/`), usually the same as `name`.
+    pub layer: &'a str,
     /// The name it runs as (`bin/<name>`), usually `path`'s file name.
     pub name: &'a str,
     /// Extension modules and plugins it loads, followed for their needs too.
     pub libraries: &'a [PathBuf],
+    /// ELF files the caller has already put in the plan where they must stay (Python's
+    /// `lib-dynload` modules, a venv's extension modules): their needs are followed and bundled
+    /// in `lib/`, but they are not copied again, and neither is anything found below
+    /// `placed_dirs` (a wheel's own `.libs` directory, which its modules reach by `$ORIGIN`).
+    pub placed: &'a [PathBuf],
+    pub placed_dirs: &'a [PathBuf],
     pub libc: Libc,
+}
+
+impl<'a> Program<'a> {
+    /// A program that runs as its file name, in a layer of that name, with nothing placed.
+    pub fn plain(path: &'a Path, name: &'a str, libraries: &'a [PathBuf], libc: Libc) -> Self {
+        Program {
+            path,
+            layer: name,
+            name,
+            libraries,
+            placed: &[],
+            placed_dirs: &[],
+            libc,
+        }
+    }
 }
 
 /// Adds the layer for `program` to `plan`; returns the archive path of the program to run.
 pub fn add(plan: &mut Plan, program: &Program<'_>) -> Result<String, PackError> {
-    add_with_loaded(plan, program, &[])
-}
-
-/// [`add`], also following the needs of `loaded`: files the program will load from the app
-/// itself (a Node addon in `node_modules`), which stay where they are in the app; the
-/// libraries they need go into the layer.
-pub fn add_with_loaded(
-    plan: &mut Plan,
-    program: &Program<'_>,
-    loaded: &[PathBuf],
-) -> Result<String, PackError> {
     let read = |path: &Path| {
         std::fs::read(path).map_err(|source| PackError::Read {
             path: path.to_path_buf(),
@@ -74,7 +86,7 @@ pub fn add_with_loaded(
     let elf = ElfFile::parse(&bytes)
         .map_err(|e| not_a_program(format!("a damaged ELF file: {e}")))?
         .ok_or_else(|| not_a_program("not an ELF file".into()))?;
-    let prefix = format!("{LAYERS_DIR}/{}", program.name);
+    let prefix = format!("{LAYERS_DIR}/{}", program.layer);
     let bin = format!("{prefix}/bin/{}", program.name);
     let mut layer = Layer {
         prefix: prefix.clone(),
@@ -97,7 +109,7 @@ pub fn add_with_loaded(
         source,
     })?;
     let mut roots = vec![real];
-    for lib in program.libraries {
+    for lib in program.libraries.iter().chain(program.placed) {
         roots.push(
             std::fs::canonicalize(lib).map_err(|source| PackError::Read {
                 path: lib.clone(),
@@ -105,7 +117,6 @@ pub fn add_with_loaded(
             })?,
         );
     }
-    roots.extend(loaded.iter().cloned());
     let search = Search::host();
     let found = closure::closure(&roots, &search).map_err(|e| PackError::Closure {
         path: program.path.to_path_buf(),
@@ -123,13 +134,16 @@ pub fn add_with_loaded(
     }
     let bundle_glibc = program.libc != Libc::Host;
     let interp = elf.interp.clone().expect("dynamic programs have one");
-    let loaded_roots = program.libraries.len() + 1..=program.libraries.len() + loaded.len();
+    let placed = 1 + program.libraries.len()..1 + program.libraries.len() + program.placed.len();
     for (i, object) in found.objects.iter().enumerate().skip(1) {
-        if loaded_roots.contains(&i) {
-            continue;
-        }
         let dir = if object.is_glibc() { "glibc" } else { "lib" };
-        if object.is_glibc() && !bundle_glibc {
+        if (object.is_glibc() && !bundle_glibc)
+            || placed.contains(&i)
+            || program
+                .placed_dirs
+                .iter()
+                .any(|d| object.real.starts_with(d))
+        {
             continue;
         }
         // --library roots keep their file names; libraries are found by soname.
@@ -138,7 +152,11 @@ pub fn add_with_loaded(
         } else {
             object.name.clone()
         };
-        add_copy(plan, &format!("{prefix}/{dir}/{name}"), &object.real)?;
+        if object.is_glibc() {
+            add_copy(plan, &format!("{prefix}/{dir}/{name}"), &object.real)?;
+        } else {
+            add_library(plan, &format!("{prefix}/{dir}/{name}"), &object.real)?;
+        }
     }
     if bundle_glibc {
         let loader = std::fs::canonicalize(&interp).map_err(|source| PackError::Read {
@@ -262,6 +280,31 @@ fn add_copy(plan: &mut Plan, name: &str, path: &Path) -> Result<(), PackError> {
         target: None,
         source: Source::Disk(path.to_path_buf()),
     })
+}
+
+/// Adds the library at `path` as `name`, once, with its own search path deferring to the
+/// program's ([`patch::defer_search_path`]): an absolute `DT_RUNPATH` of the build host would
+/// otherwise keep the loader from the layer's directories for that library's needs.
+pub fn add_library(plan: &mut Plan, name: &str, path: &Path) -> Result<(), PackError> {
+    if plan.get(name).is_some() {
+        return Ok(());
+    }
+    let mut bytes = std::fs::read(path).map_err(|source| PackError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !patch::defer_search_path(&mut bytes).map_err(|e| PackError::NotAProgram {
+        path: path.to_path_buf(),
+        reason: format!("cannot rewrite its library search path: {e}"),
+    })? {
+        return add_copy(plan, name, path);
+    }
+    let meta = std::fs::metadata(path).map_err(|source| PackError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+    plan.add(file(name, mode, Source::Generated(bytes)))
 }
 
 fn file_name(path: &Path) -> String {

@@ -146,15 +146,7 @@ pub fn add(
     for root in &roots {
         add_tree(plan, root, &format!("{lib}/{}", file_name(root)), false)?;
     }
-    let bin = program::add(
-        plan,
-        &Program {
-            path: &binary,
-            name: &name,
-            libraries,
-            libc,
-        },
-    )?;
+    let bin = program::add(plan, &Program::plain(&binary, &name, libraries, libc))?;
     Ok(Launch {
         argv: vec![bin, format!("{{root}}/{entry}")],
         env: vec![("TCL_LIBRARY".into(), format!("{{root}}/{library_dir}"))],
