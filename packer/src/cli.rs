@@ -269,6 +269,9 @@ pub struct InitArgs {
     /// script, to start from; see `program` in wrapkit.toml).
     #[arg(long, group = "kind")]
     pub program: bool,
+    /// A Python app (main.py, a module), run by this machine's python3 bundled with it.
+    #[arg(long, group = "kind")]
+    pub python: bool,
     /// A Node.js app (package.json, index.js), run by this machine's node bundled with it.
     #[arg(long, group = "kind")]
     pub node: bool,

@@ -587,3 +587,25 @@ fn init_node_and_tcl_write_apps_that_run_alone_in_an_empty_chroot() {
         );
     }
 }
+
+#[test]
+fn python_for_a_lua_app_is_refused_not_run_as_python() {
+    let work = tempfile::tempdir().unwrap();
+    Run::of(
+        wrapkit()
+            .args(["init", "-q", "luaapp"])
+            .current_dir(work.path()),
+    )
+    .ok();
+    let err = Run::of(
+        wrapkit()
+            .args(["pack", "luaapp", "--python", "-o", "out"])
+            .current_dir(work.path()),
+    )
+    .fails_with(1);
+    assert!(
+        err.contains("`main.lua` is a Lua script, and `--python` runs a Python one"),
+        "{err}"
+    );
+    assert!(!work.path().join("out").exists());
+}

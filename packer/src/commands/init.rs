@@ -1,4 +1,4 @@
-//! `wrapkit init [DIR] [--lua | --program | --node | --tcl]`: a small working app from a template embedded in the binary
+//! `wrapkit init [DIR] [--lua | --program | --python | --node | --tcl]`: a small working app from a template embedded in the binary
 //! (`packer/templates/`, real files in the repository, packed and run by the tests). `{{name}}`
 //! in a template becomes the app's name, the directory's. Files are created new beneath a
 //! handle on DIR, never through a link; a DIR that holds anything is refused.
@@ -17,6 +17,7 @@ static LUA: Template<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates/lua"
 static PROGRAM: Template<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates/program");
 static NODE: Template<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates/node");
 static TCL: Template<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates/tcl");
+static PYTHON: Template<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates/python");
 
 pub(crate) fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     let (template, kind) = if args.program {
@@ -25,6 +26,8 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         (&NODE, "a Node.js app")
     } else if args.tcl {
         (&TCL, "a Tcl app")
+    } else if args.python {
+        (&PYTHON, "a Python app")
     } else {
         (&LUA, "a Lua app")
     };

@@ -243,6 +243,14 @@ fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOption
             (None, Some(s)) => crate::recipe::python::launcher_path(&s.name),
             (None, None) => python_entry(&args.dir),
         };
+        // A Lua app's `entry` (wrapkit.toml's, or the default) is not a script for Python.
+        if entry.ends_with(".lua") {
+            return Err(PackError::RunConflict {
+                reason: format!(
+                    "`{entry}` is a Lua script, and `--python` runs a Python one; name it with `--entry FILE.py`"
+                ),
+            });
+        }
         let packaged = project.map(|project| crate::recipe::pyproject::Packaged {
             project,
             script,
@@ -284,6 +292,8 @@ fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOption
                 exec: None,
                 program: None,
                 env: None,
+                python: None,
+                venv: None,
                 ..config
             },
             false,
