@@ -224,7 +224,7 @@ fn write_index(
         let mut e = Entry { name, ..e.clone() };
         if layer.patches.iter().any(|p| p.path == name) {
             let f = tmp.open_file(name).map_err(io_err("read", name))?;
-            e.crc32 = file_crc(f).map_err(io_err("read", name))?;
+            e.crc32 = super::manage::file_crc(f).map_err(io_err("read", name))?;
         }
         index.push(&e);
     }
@@ -234,18 +234,6 @@ fn write_index(
     tmp.create_file(INDEX_NAME, 0o644)
         .and_then(|mut f| io::Write::write_all(&mut f, &bytes))
         .map_err(io_err("write", INDEX_NAME))
-}
-
-fn file_crc(mut f: std::fs::File) -> io::Result<u32> {
-    let mut hasher = crc32fast::Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hasher.finalize());
-        }
-        hasher.update(&buf[..n]);
-    }
 }
 
 /// Whether the layer runs on its own glibc: always for `bundle`, never for `host`, and for
@@ -291,16 +279,11 @@ pub fn host_glibc(loader: &Path) -> Option<(u32, u32)> {
 }
 
 /// BLAKE3 of a file's bytes.
-fn file_hash(mut f: std::fs::File) -> io::Result<[u8; 32]> {
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(*hasher.finalize().as_bytes());
-        }
-        hasher.update(&buf[..n]);
-    }
+fn file_hash(f: std::fs::File) -> io::Result<[u8; 32]> {
+    Ok(*blake3::Hasher::new()
+        .update_reader(f)?
+        .finalize()
+        .as_bytes())
 }
 
 #[cfg(test)]

@@ -266,7 +266,7 @@ pub fn digest_of(path: &Path) -> Option<String> {
     Trailer::decode(&buf, pos).ok().map(|t| hex(&t.digest))
 }
 
-fn file_crc(mut f: std::fs::File) -> io::Result<u32> {
+pub(super) fn file_crc(mut f: std::fs::File) -> io::Result<u32> {
     let mut hasher = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
