@@ -529,6 +529,12 @@ pub struct PackArgs {
     #[arg(long)]
     pub follow_symlinks: bool,
 
+    /// Leave out what the app's `.gitignore` files (and those above it, and the repository's
+    /// `.git/info/exclude`) ignore, as git would. Off by default: build outputs such as
+    /// `dist/` or `node_modules/` are usually ignored and usually needed
+    #[arg(long)]
+    pub respect_gitignore: bool,
+
     /// Pack this kind of usually-mistaken content without a warning (repeatable; added to the
     /// config's `allow`).
     #[arg(long, value_enum, value_name = "KIND")]

@@ -9,6 +9,7 @@
 //! exclude = ["*.tmp"]      # globs to leave out (wins over include)
 //! compression = "auto"     # auto | store | deflate
 //! follow-symlinks = false  # pack what symlinks point to instead of the links
+//! respect-gitignore = false  # leave out what .gitignore files ignore
 //! source-date-epoch = 0    # entry timestamps; the SOURCE_DATE_EPOCH variable wins over it
 //! exec = ["bin/app", "--data", "{root}/data"]  # run a bundled program instead of Lua
 //! env = { APP_HOME = "{root}" }                # extra environment for that program
@@ -50,6 +51,8 @@ pub struct Config {
     pub exclude: Option<Vec<String>>,
     pub compression: Option<CompressionSetting>,
     pub follow_symlinks: Option<bool>,
+    /// Leave out what `.gitignore` files ignore (`--respect-gitignore`).
+    pub respect_gitignore: Option<bool>,
     /// Timestamp for every entry when `SOURCE_DATE_EPOCH` is not set (written by `unpack`).
     pub source_date_epoch: Option<i64>,
     /// Exec mode: the program (a path in the app) and its first arguments; `{root}` and

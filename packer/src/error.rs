@@ -36,6 +36,12 @@ pub enum PackError {
         #[source]
         source: globset::Error,
     },
+    #[error("cannot read the .gitignore rules of {}", path.display())]
+    Gitignore {
+        path: PathBuf,
+        #[source]
+        source: ignore::Error,
+    },
     #[error("{} is not empty", path.display())]
     InitNotEmpty { path: PathBuf },
     #[error("`-o -`: a packed executable is not written to standard output")]
@@ -233,7 +239,7 @@ impl PackError {
                 "install the package that provides them on the build machine, or point LD_LIBRARY_PATH at them for the pack (`wrapkit audit` lists every need)".into()
             }
             PackError::Excluded { .. } => {
-                "change `include`/`exclude` (or `--include`/`--exclude`) so it is packed; `.git`, `.hg`, `.svn` and `wrapkit.toml` are left out unless included by name".into()
+                "change `include`/`exclude` (or `--include`/`--exclude`) so it is packed; `.git`, `.hg`, `.svn` and `wrapkit.toml` are left out unless included by name, and with `--respect-gitignore` what `.gitignore` ignores".into()
             }
             PackError::NotLua { entry, language } if language.contains("ython") => format!(
                 "pack it as a Python app: `--python --entry {entry}` bundles the interpreter too"

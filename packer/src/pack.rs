@@ -30,6 +30,8 @@ pub struct PackOptions {
     pub exclude: Vec<String>,
     pub compression: Compression,
     pub follow_symlinks: bool,
+    /// Leave out what `.gitignore` files ignore.
+    pub respect_gitignore: bool,
     /// Entry timestamp when `SOURCE_DATE_EPOCH` is unset.
     pub mtime: i64,
     /// Draw a progress bar when stderr is a terminal.
@@ -108,7 +110,10 @@ pub fn plan(opts: &PackOptions) -> Result<(Plan, Vec<String>), PackError> {
             path: opts.input.clone(),
         });
     }
-    let filter = Filter::new(&opts.include, &opts.exclude)?;
+    let mut filter = Filter::new(&opts.include, &opts.exclude)?;
+    if opts.respect_gitignore {
+        filter = filter.respect_gitignore(&input, opts.follow_symlinks)?;
+    }
     let notices = crate::recipe::app::add(&mut plan, &input, &filter, opts.follow_symlinks)?;
     bundle_interpreter(&mut plan, &input, opts.interpreter.as_ref(), opts)?;
     bundle_program(&mut plan, opts)?;

@@ -39,6 +39,8 @@ pub struct SourceEntry {
 pub struct Filter {
     include: GlobSet,
     exclude: GlobSet,
+    /// With `--respect-gitignore`: the paths (relative to the app) that `.gitignore` keeps.
+    gitignore_kept: Option<std::collections::HashSet<PathBuf>>,
 }
 
 /// Left out unless included by name: version-control metadata and our own config file.
@@ -67,12 +69,46 @@ impl Filter {
         Ok(Filter {
             include: build("include", include)?,
             exclude: build("exclude", &excludes)?,
+            gitignore_kept: None,
         })
+    }
+
+    /// Also leaves out what git would ignore under `root`: its `.gitignore` files, those of the
+    /// directories above it (an app inside a repository) and the repository's
+    /// `.git/info/exclude`, read as git reads them (the `ignore` crate, ripgrep's). Not the
+    /// user's global excludes file: the same checkout packs the same on every machine. No
+    /// repository is needed, so an exported tarball packs like its checkout.
+    pub fn respect_gitignore(mut self, root: &Path, follow_links: bool) -> Result<Self, PackError> {
+        let mut kept = std::collections::HashSet::new();
+        let walker = ignore::WalkBuilder::new(root)
+            .standard_filters(false)
+            .git_ignore(true)
+            .git_exclude(true)
+            .parents(true)
+            .require_git(false)
+            .follow_links(follow_links)
+            .build();
+        for next in walker {
+            // A broken rule or an unreadable directory: the main walk names the latter.
+            let dent = next.map_err(|source| PackError::Gitignore {
+                path: root.to_path_buf(),
+                source,
+            })?;
+            if let Ok(rel) = dent.path().strip_prefix(root) {
+                kept.insert(rel.to_path_buf());
+            }
+        }
+        self.gitignore_kept = Some(kept);
+        Ok(self)
     }
 
     /// On the path as it is on disk, so a name that is not UTF-8 can be excluded too.
     fn excluded(&self, rel: &Path) -> bool {
         self.exclude.is_match(rel)
+            || self
+                .gitignore_kept
+                .as_ref()
+                .is_some_and(|k| !k.contains(rel))
     }
 
     fn included(&self, name: &str) -> bool {

@@ -158,3 +158,69 @@ fn exclude_can_leave_out_a_name_that_is_not_utf8() {
     let out = Run::of(&mut std::process::Command::new(app.scratch().join("out"))).ok();
     assert_eq!(out, "packed\n");
 }
+
+#[test]
+fn respect_gitignore_leaves_out_what_git_would_ignore_and_nothing_else() {
+    // The app sits inside a repository: the rules of the directory above apply too, as do
+    // negations, nested `.gitignore` files and `.git/info/exclude`.
+    let repo = App::new()
+        .file(".gitignore", "secret.txt\n")
+        .file(".git/info/exclude", "notes\n")
+        .file("app/main.lua", "print(1)")
+        .file("app/.gitignore", "*.log\n!keep.log\n")
+        .file("app/keep.log", "kept")
+        .file("app/x.log", "ignored")
+        .file("app/secret.txt", "s")
+        .file("app/notes", "n")
+        .file("app/sub/.gitignore", "dist/\n")
+        .file("app/sub/dist/f", "built")
+        .file("app/dist/f", "built");
+    let app_dir = repo.path().join("app");
+    let list = |flags: &[&str]| {
+        let run = Run::of(wrapkit().args(["pack", "--list"]).arg(&app_dir).args(flags));
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        run.stdout
+            .lines()
+            // `f  SIZE  NAME  <- SOURCE`: the files, by name.
+            .filter_map(|l| {
+                l.split_once("  <- ")?
+                    .0
+                    .rsplit("  ")
+                    .next()
+                    .map(str::to_owned)
+            })
+            .collect::<Vec<_>>()
+    };
+    // Off by default: ignored build outputs are usually what an app needs.
+    let all = list(&[]);
+    for name in ["x.log", "secret.txt", "notes", "sub/dist/f", "dist/f"] {
+        assert!(all.iter().any(|n| n == name), "{name} missing from {all:?}");
+    }
+    let kept = list(&["--respect-gitignore"]);
+    assert_eq!(
+        kept,
+        [
+            ".gitignore",
+            "dist/f",
+            "keep.log",
+            "main.lua",
+            "sub/.gitignore"
+        ],
+        "{kept:?}"
+    );
+    // The config key does the same, and an entry it ignores is reported as left out.
+    fs::write(app_dir.join("wrapkit.toml"), "respect-gitignore = true\n").unwrap();
+    assert_eq!(list(&[]), kept);
+    let run = Run::of(
+        wrapkit()
+            .arg("pack")
+            .arg(&app_dir)
+            .args(["--entry", "x.log", "-o"])
+            .arg(repo.scratch().join("out")),
+    );
+    let err = run.fails_with(1);
+    assert!(
+        err.contains("the entry script `x.log` is left out"),
+        "{err}"
+    );
+}

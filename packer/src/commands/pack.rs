@@ -393,6 +393,7 @@ fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOption
             .map(Into::into)
             .unwrap_or_default(),
         follow_symlinks: args.follow_symlinks || config.follow_symlinks.unwrap_or(false),
+        respect_gitignore: args.respect_gitignore || config.respect_gitignore.unwrap_or(false),
         allow: config
             .allow
             .unwrap_or_default()
