@@ -412,7 +412,8 @@ pub struct UnpackArgs {
 
 #[derive(Debug, Args)]
 pub struct PackArgs {
-    /// The app directory (its `wrapkit.toml`, if any, is read), or a single Lua script.
+    /// The app directory (its `wrapkit.toml`, if any, is read), or a single script: Lua, or
+    /// Python, JavaScript or Tcl (by extension or `#!` line), packed with its interpreter.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
 

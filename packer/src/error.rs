@@ -244,8 +244,21 @@ impl PackError {
             PackError::NotLua { entry, language } if language.contains("ython") => format!(
                 "pack it as a Python app: `--python --entry {entry}` bundles the interpreter too"
             ),
+            PackError::NotLua { entry, language } if language == "JavaScript" => format!(
+                "pack it as a Node app: `--node --entry {entry}` bundles node too"
+            ),
+            PackError::NotLua { entry, language } if language == "Tcl" => format!(
+                "pack it as a Tcl app: `--tcl --entry {entry}` bundles tclsh too"
+            ),
+            PackError::NotLua { entry, language }
+                if language.contains("shell") || language.contains("bash") || language.contains("sh`") =>
+            {
+                format!(
+                    "bundle a shell from this machine to run it: `--program /bin/bash --arg '{{root}}/{entry}'`"
+                )
+            }
             PackError::NotLua { entry, .. } => format!(
-                "a Lua app runs Lua; to run `{entry}` with its interpreter, pack the interpreter in the app and name both with `--exec` (e.g. `--exec bin/python3 --exec {entry}`)"
+                "a Lua app runs Lua; to run `{entry}`, bundle its interpreter from this machine and pass the script (`--program /usr/bin/INTERPRETER --arg '{{root}}/{entry}'`), or pack one in the app and name both with `--exec`"
             ),
             PackError::BadEnv { .. } => {
                 "`env = { NAME = \"value\" }` in wrapkit.toml (or `--env NAME=value`) sets variables for the program; WRAPKIT_EXE and WRAPKIT_ROOT are the runtime's".into()

@@ -525,6 +525,59 @@ fn a_single_script_packs_by_itself_and_the_output_defaults_to_its_name() {
 }
 
 #[test]
+fn a_single_node_tcl_or_shebang_python_script_packs_with_its_interpreter_and_runs_alone() {
+    let work = tempfile::tempdir().unwrap();
+    let scripts = [
+        (
+            "hello.js",
+            "console.log('js ' + process.argv[2])\n",
+            "node: a JavaScript script",
+        ),
+        (
+            "hello.tcl",
+            "puts \"tcl [lindex $argv 0]\"\n",
+            "tcl: a Tcl script",
+        ),
+        (
+            "hello",
+            "#!/usr/bin/env python3\nimport sys\nprint('py', sys.argv[1])\n",
+            "python: a Python app",
+        ),
+    ];
+    for (name, text, said) in scripts {
+        std::fs::write(work.path().join(name), text).unwrap();
+        let exe = work.path().join(format!("{name}.packed"));
+        let err = crate::support::Run::of(
+            wrapkit()
+                .arg("pack")
+                .arg(name)
+                .arg("-o")
+                .arg(&exe)
+                .current_dir(work.path()),
+        )
+        .ok_stderr();
+        assert!(err.starts_with(said), "{name}: {err}");
+        let cache = work.path().join(format!("cache-{name}"));
+        let out = crate::support::Run::of(
+            std::process::Command::new(&exe)
+                .arg("x")
+                .env_clear()
+                .env("WRAPKIT_CACHE_DIR", &cache)
+                .current_dir("/"),
+        )
+        .ok();
+        let word = if name.ends_with(".js") {
+            "js"
+        } else if name.ends_with(".tcl") {
+            "tcl"
+        } else {
+            "py"
+        };
+        assert_eq!(out, format!("{word} x\n"), "{name}");
+    }
+}
+
+#[test]
 fn output_dash_is_refused_and_no_file_named_dash_appears() {
     let app = App::new().file("main.lua", "print(1)");
     let work = tempfile::tempdir().unwrap();

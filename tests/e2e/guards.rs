@@ -135,7 +135,13 @@ fn a_non_lua_entry_is_refused_with_the_flag_to_use() {
     let app = App::new().file("tool.sh", "#!/bin/sh\necho hi\n");
     let err = pack(&app, &["--entry", "tool.sh"]).fails_with(1);
     assert!(
-        err.contains("hint: a Lua app runs Lua; to run `tool.sh` with its interpreter"),
+        err.contains("hint: bundle a shell from this machine to run it: `--program /bin/bash --arg '{root}/tool.sh'`"),
+        "{err}"
+    );
+    let app = App::new().file("tool.js", "console.log(1)\n");
+    let err = pack(&app, &["--entry", "tool.js"]).fails_with(1);
+    assert!(
+        err.ends_with("hint: pack it as a Node app: `--node --entry tool.js` bundles node too\n"),
         "{err}"
     );
     let app = App::new().file("ok", "#!/usr/bin/env lua\nprint('hi')\n");

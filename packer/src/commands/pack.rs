@@ -121,6 +121,47 @@ fn stub_origin(opts: &PackOptions, runtime_len: Option<u64>, report: &PackReport
     }
 }
 
+/// The languages a single script given to `wrapkit pack FILE` is recognised in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScriptKind {
+    Python,
+    Node,
+    Tcl,
+}
+
+/// A single script's language, from its extension, else its `#!` line (`#!/usr/bin/env
+/// python3`, `#!/usr/bin/node`, `#!/usr/bin/tclsh8.6`); `None` for Lua and everything else.
+fn script_kind(file: &std::path::Path) -> Option<ScriptKind> {
+    match file.extension().and_then(|e| e.to_str()) {
+        Some("py") => return Some(ScriptKind::Python),
+        Some("js" | "mjs" | "cjs") => return Some(ScriptKind::Node),
+        Some("tcl") => return Some(ScriptKind::Tcl),
+        Some(_) => return None,
+        None => {}
+    }
+    let mut head = [0u8; 128];
+    let n = std::fs::File::open(file)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = String::from_utf8_lossy(line.split(|&b| b == b'\n').next()?).into_owned();
+    // The interpreter is the command's last word that is not an option (`env -S python3 -u`).
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let program = words
+        .iter()
+        .map(|w| w.rsplit('/').next().unwrap_or(w))
+        .find(|w| !w.starts_with('-') && *w != "env")?;
+    if program.starts_with("python") {
+        Some(ScriptKind::Python)
+    } else if program == "node" || program == "nodejs" {
+        Some(ScriptKind::Node)
+    } else if program.starts_with("tclsh") {
+        Some(ScriptKind::Tcl)
+    } else {
+        None
+    }
+}
+
 /// A single script runs itself.
 fn single_script_name(single: Option<&std::path::Path>) -> Option<String> {
     Some(single?.file_name()?.to_str()?.to_owned())
@@ -166,10 +207,27 @@ fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOption
             reason: "wrapkit.toml sets an interpreter (`node` or `tcl`) and also `exec` or `program`; choose one".into(),
         });
     }
+    let script = single.and_then(script_kind);
     let interpreter = match (&args.node, &args.tcl) {
         (Some(binary), _) => Some((Language::Node, binary.clone())),
         (None, Some(binary)) => Some((Language::Tcl, binary.clone())),
-        (None, None) if args.exec.is_empty() && args.program.is_none() => from_file,
+        (None, None) if args.exec.is_empty() && args.program.is_none() => {
+            from_file.or_else(|| match (detect && args.python.is_none(), script) {
+                (true, Some(ScriptKind::Node)) => {
+                    note!(
+                        "node: a JavaScript script; packing it with `node` from PATH (choose another with `--node PATH`)"
+                    );
+                    Some((Language::Node, None))
+                }
+                (true, Some(ScriptKind::Tcl)) => {
+                    note!(
+                        "tcl: a Tcl script; packing it with `tclsh` from PATH (choose another with `--tcl PATH`)"
+                    );
+                    Some((Language::Tcl, None))
+                }
+                _ => None,
+            })
+        }
         (None, None) => None,
     }
     .map(|(language, binary)| Interpreter {
@@ -204,7 +262,7 @@ fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOption
         let implied = packages
             || match (named, single) {
                 (Some(entry), _) => entry.ends_with(".py"),
-                (None, Some(file)) => file.extension().is_some_and(|e| e == "py"),
+                (None, Some(_)) => script == Some(ScriptKind::Python),
                 (None, None) => {
                     !args.dir.join("main.lua").exists()
                         && (project.is_some()
