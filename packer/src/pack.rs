@@ -152,6 +152,7 @@ fn bundle_interpreter(
     plan.run = RunSpec::Exec {
         argv: launch.argv,
         env,
+        argv0: launch.argv0,
     };
     Ok(())
 }
@@ -162,7 +163,7 @@ fn bundle_interpreter(
 /// place in the app keeps `{root}/bin/tool` working.
 fn bundle_program(plan: &mut Plan, opts: &PackOptions) -> Result<(), PackError> {
     use crate::recipe::program::{self, Program};
-    let RunSpec::Exec { argv, env } = plan.run.clone() else {
+    let RunSpec::Exec { argv, env, argv0 } = plan.run.clone() else {
         return Ok(());
     };
     if argv.is_empty() {
@@ -180,7 +181,7 @@ fn bundle_program(plan: &mut Plan, opts: &PackOptions) -> Result<(), PackError> 
         )?;
         let mut argv = argv;
         argv[0] = bin;
-        plan.run = RunSpec::Exec { argv, env };
+        plan.run = RunSpec::Exec { argv, env, argv0 };
         return Ok(());
     }
     let Some(in_app) = plan.needs_closure(&argv[0])? else {
@@ -201,7 +202,7 @@ fn bundle_program(plan: &mut Plan, opts: &PackOptions) -> Result<(), PackError> 
     plan.replace_with_link(&name, &bin)?;
     let mut argv = argv;
     argv[0] = bin;
-    plan.run = RunSpec::Exec { argv, env };
+    plan.run = RunSpec::Exec { argv, env, argv0 };
     Ok(())
 }
 

@@ -60,6 +60,8 @@ pub enum RunSpec {
     Exec {
         argv: Vec<String>,
         env: BTreeMap<String, String>,
+        /// The program's `argv[0]`, when not its own path (the manifest's `argv0`).
+        argv0: Option<String>,
     },
 }
 
@@ -70,9 +72,10 @@ impl RunSpec {
             RunSpec::Lua { entry } => Run::Lua {
                 entry: entry.clone(),
             },
-            RunSpec::Exec { argv, env } => Run::Exec {
+            RunSpec::Exec { argv, env, argv0 } => Run::Exec {
                 argv: argv.clone(),
                 env: env.clone(),
+                argv0: argv0.clone(),
             },
         }
     }
@@ -224,7 +227,7 @@ impl Plan {
                         dir: app_dir.to_path_buf(),
                     })),
             },
-            RunSpec::Exec { argv, env } => {
+            RunSpec::Exec { argv, env, .. } => {
                 if let Some(program) = argv.first()
                     && self.resolve(program).is_none()
                     && let Some(err) = self.excluded_error("program", program)

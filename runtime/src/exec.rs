@@ -35,6 +35,8 @@ pub struct Program {
     /// `argv[0]` is an archive path; the rest may hold `{root}` and `{exe}`.
     pub argv: Vec<String>,
     pub env: BTreeMap<String, String>,
+    /// `argv[0]` instead of the program's path (may hold `{root}` and `{exe}`).
+    pub argv0: Option<String>,
 }
 
 /// Why the program could not be started.
@@ -141,6 +143,10 @@ pub fn run(
     }) {
         invocation.argv[0] = real.clone().into_os_string();
         invocation.path = real;
+    }
+    if let Some(argv0) = &program.argv0 {
+        let (root, exe) = (tree.root.to_string_lossy(), exe.to_string_lossy());
+        invocation.argv[0] = expand(argv0, &root, &exe).into();
     }
     trace.say(|| format!("exec {invocation:?}"));
     let source = invocation.exec();
@@ -317,6 +323,7 @@ mod tests {
                 ("APP_HOME".into(), "{root}".into()),
                 (ENV_ROOT.into(), "/spoofed".into()),
             ]),
+            argv0: None,
         };
         let inv = Invocation::new(
             &program,

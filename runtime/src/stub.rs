@@ -122,8 +122,8 @@ fn run() -> Result<u8, Failure> {
                 code: exit::LUA_ERROR,
             })
         }
-        Run::Exec { argv, env } => {
-            let program = exec::Program { argv, env };
+        Run::Exec { argv, env, argv0 } => {
+            let program = exec::Program { argv, env, argv0 };
             let Err(e) = exec::run(archive, &me.path, &program, std::env::args_os().skip(1));
             let code = e.exit_code();
             Err(Failure::new(Some(&exe), e, code))

@@ -686,6 +686,7 @@ fn terminal_escapes_in_names_and_manifest_strings_are_escaped_when_printed() {
         run: ManifestRun::Exec {
             argv: vec!["bin/x".into(), "--a\u{1b}]0;title\u{7}".into()],
             env: [("K".to_owned(), "v\u{1b}[2J\r\n".to_owned())].into(),
+            argv0: None,
         },
         layers: Vec::new(),
     };
@@ -772,6 +773,7 @@ fn an_exec_program_reached_through_a_leaving_link_chain_never_runs() {
         run: RunSpec::Exec {
             argv: vec!["x".into()],
             env: Default::default(),
+            argv0: None,
         },
         layers: Vec::new(),
     };
@@ -855,6 +857,7 @@ fn forged_layer_app(
         run: RunSpec::Exec {
             argv: vec![".layers/t/bin/probe".into(), "exit".into(), "7".into()],
             env: Default::default(),
+            argv0: None,
         },
         layers: vec![layer],
     };

@@ -97,12 +97,12 @@ if {[lindex $argv 0] eq "child"} {
 set here [file dirname [info script]]
 source [file join $here helper.tcl]
 package require msgcat
+# As in a tclkit starpack, the app's executable is the packed file.
 set exe [info nameofexecutable]
-set honest [expr {[string match */layers-v1/*/bin/tclsh8.6 $exe] && [file normalize $exe] eq $exe}]
-puts "exe: [expr {$honest ? {the layer's tclsh} : $exe}]"
-set layer [file dirname [file dirname $exe]]
+puts "exe: [expr {$exe eq $env(WRAPKIT_EXE) ? {the packed file} : $exe}]"
 set library [file normalize [info library]]
-puts "library: [expr {[string first $layer/ $library] == 0 ? {in the layer} : $library}]"
+set layer [file dirname [file dirname $library]]
+puts "library: [expr {[string match */layers-v1/*/lib/tcl8.6 $library] ? {in the layer} : $library}]"
 set outside [lmap p [tcl::tm::path list] {
     expr {[string first $layer/ [file normalize $p]] == 0 ? [continue] : $p}
 }]
@@ -116,11 +116,12 @@ puts "clock: [clock format 86400 -gmt 1 -format {%A %d %B %Y}]"
 puts "cp1252: [binary encode hex [encoding convertto cp1252 "\u20ac"]]"
 puts "data: [string trim [read [open [file join $here data.txt]]]]"
 # 2>@1: without it exec wants a temp file in /tmp for stderr, and the root has no /tmp.
-set child [exec $exe [info script] child 2>@1]
+# Re-executing it runs the app again, as a starpack does.
+set child [exec $exe child 2>@1]
 puts [string map [list $exe EXE] $child]
 "#;
 
-const EXPECTED: &str = "exe: the layer's tclsh\n\
+const EXPECTED: &str = "exe: the packed file\n\
 library: in the layer\n\
 tm: relocated\n\
 msgcat 1.6.1, sourced\n\

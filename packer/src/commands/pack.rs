@@ -369,11 +369,13 @@ fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOption
         _ if interpreter.is_some() => RunSpec::Exec {
             argv: Vec::new(),
             env: env.clone(),
+            argv0: None,
         },
         (Some(entry), _, _) => RunSpec::Lua { entry },
         (None, false, _) => RunSpec::Exec {
             argv: args.exec,
             env: env.clone(),
+            argv0: None,
         },
         (None, true, Some(_)) => {
             if args.program.is_none() && (config.entry.is_some() || config.exec.is_some()) {
@@ -391,6 +393,7 @@ fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOption
             RunSpec::Exec {
                 argv: std::iter::once(String::new()).chain(args).collect(),
                 env: env.clone(),
+                argv0: None,
             }
         }
         (None, true, None) => match (config.entry, config.exec) {
@@ -404,6 +407,7 @@ fn merge_with(args: PackArgs, config: Config, detect: bool) -> Result<PackOption
             (None, Some(argv)) => RunSpec::Exec {
                 argv,
                 env: env.clone(),
+                argv0: None,
             },
             (entry, None) => RunSpec::Lua {
                 entry: entry

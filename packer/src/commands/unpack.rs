@@ -35,7 +35,7 @@ pub(crate) fn unpack(args: UnpackArgs) -> anyhow::Result<ExitCode> {
         Run::Lua { entry } => {
             let _ = writeln!(toml, "entry = {}", quote(entry));
         }
-        Run::Exec { argv, env } => {
+        Run::Exec { argv, env, .. } => {
             let argv: Vec<String> = argv.iter().map(|a| quote(a)).collect();
             let _ = writeln!(toml, "exec = [{}]", argv.join(", "));
             if !env.is_empty() {

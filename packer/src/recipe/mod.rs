@@ -23,6 +23,8 @@ use crate::error::PackError;
 pub struct Launch {
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// The interpreter's `argv[0]`, when not its own path (`{exe}` for Tcl).
+    pub argv0: Option<String>,
 }
 
 /// The interpreter's executable: `given`, else `name` on `PATH`; symlinks resolved (so

@@ -93,6 +93,7 @@ pub fn add(
     Ok(Launch {
         argv: vec![bin, format!("{{root}}/{entry}")],
         env: Vec::new(),
+        argv0: None,
     })
 }
 

@@ -393,6 +393,7 @@ pub fn add(plan: &mut Plan, python: &Python<'_>) -> Result<(), PackError> {
     plan.run = RunSpec::Exec {
         argv: vec![link, format!("{{root}}/{}", python.entry)],
         env: python.env.clone(),
+        argv0: None,
     };
     Ok(())
 }

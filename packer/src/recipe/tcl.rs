@@ -150,6 +150,9 @@ pub fn add(
     Ok(Launch {
         argv: vec![bin, format!("{{root}}/{entry}")],
         env: vec![("TCL_LIBRARY".into(), format!("{{root}}/{library_dir}"))],
+        // `info nameofexecutable` is the packed file, as in a tclkit starpack (tclsh takes it
+        // from argv[0]); tclsh finds its library through TCL_LIBRARY, not through its path.
+        argv0: Some("{exe}".into()),
     })
 }
 
@@ -200,11 +203,19 @@ fn required_in(text: &str, names: &mut Vec<String>) {
     }
 }
 
+/// What the library scripts get where they name `[info nameofexecutable]`: the layer's tclsh
+/// as named from the library, not the packed file that `info nameofexecutable` is. init.tcl
+/// adds `<exe>/../../lib` to `auto_path` and tm.tcl the same as a module root: from the packed
+/// file's directory, they would load packages from beside it (`/tmp/lib` for `/tmp/app`).
+const LAYER_TCLSH: &str =
+    "[file join [file dirname [file dirname [file normalize [info library]]]] bin tclsh]";
+
 /// Debian's `tm.tcl` names the module directory inside the library, and the module roots, by
 /// absolute build-machine paths; the copy names the first relative to `[info library]` and
-/// the roots as the library's parent (upstream's default).
+/// the roots as the library's parent (upstream's default). Its module roots beside the
+/// executable are the layer's ([`LAYER_TCLSH`]).
 fn relocate_tm(bytes: &[u8], library: &Path) -> Vec<u8> {
-    let text = String::from_utf8_lossy(bytes);
+    let text = String::from_utf8_lossy(bytes).replace("[info nameofexecutable]", LAYER_TCLSH);
     let lib = library.to_string_lossy();
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
@@ -237,9 +248,11 @@ fn relocate_tm(bytes: &[u8], library: &Path) -> Vec<u8> {
 /// It also adds the library's parent directory by the name `TCL_LIBRARY` gives (through the
 /// bundle's `.layers/` link) and again by the executable's real path: two names for one
 /// directory, whose every `pkgIndex.tcl` (tcllib has 150) would be read twice at each start.
-/// The copy names it by its real path, once.
+/// The copy names it by its real path, once. Its `lib` beside the executable is the layer's
+/// ([`LAYER_TCLSH`]).
 fn hermetic_init(bytes: &[u8], _library: &Path) -> Vec<u8> {
     String::from_utf8_lossy(bytes)
+        .replace("[info nameofexecutable]", LAYER_TCLSH)
         .replace(
             "foreach Dir [list $::tcl_library [file dirname $::tcl_library]] {",
             "foreach Dir [list $::tcl_library [file dirname [file normalize $::tcl_library]]] {",

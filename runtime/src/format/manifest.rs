@@ -66,6 +66,12 @@ pub enum Run {
         argv: Vec<String>,
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         env: BTreeMap<String, String>,
+        /// What the program gets as `argv[0]` (placeholders expand) instead of its own path:
+        /// `{exe}` for an interpreter that names itself from it, as Tcl's `info
+        /// nameofexecutable` does, so the app's name for itself is the packed file, as in a
+        /// tclkit starpack. Absent in most manifests, and in every one older than it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        argv0: Option<String>,
     },
 }
 
