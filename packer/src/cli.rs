@@ -118,7 +118,7 @@ pub enum Command {
     /// Say what each program and library in a packed executable needs, where each need is met
     /// (bundled, glibc, missing), and which glibc the target must have.
     Audit(AuditArgs),
-    /// Write the files that install a packed executable as a service (systemd).
+    /// Write the files that install a packed executable as a service: a systemd unit, an OCI image, a portable service image.
     Deploy(DeployArgs),
     /// Write a small working app with a commented wrapkit.toml into DIR (new or empty).
     Init(InitArgs),
@@ -148,6 +148,51 @@ pub enum DeployTarget {
     /// Write an OCI image layout into DIR: the executable run as a non-root user, reproducibly
     /// (`skopeo`, `umoci` and `podman` read it as `oci:DIR:TAG`).
     Oci(Box<OciArgs>),
+    /// Write a systemd portable service image, the directory DIR (named NAME or NAME_VERSION):
+    /// the executable, its hardened unit with DynamicUser=yes, os-release; nothing else.
+    Portable(Box<PortableArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct PortableArgs {
+    /// The packed executable (its name, version and run mode are read from its manifest).
+    pub app: PathBuf,
+
+    /// The image directory to create (it must not exist): its name is the image's, NAME or
+    /// NAME_VERSION, as portablectl requires [default: ./NAME_VERSION].
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+
+    /// A wrapkit.toml (or the app directory holding one) whose [deploy] table gives defaults;
+    /// flags replace its values, and add to its lists and environment.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Unit and directory name, and the image's [default: the app's name].
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Which sockets the service may open [default: none for a Lua app, inet for exec mode].
+    #[arg(long, value_enum, value_name = "NET")]
+    pub network: Option<crate::deploy::Network>,
+
+    /// The program compiles code at run time (V8, a JVM, LuaJIT): leave out
+    /// MemoryDenyWriteExecute= [default: from the program's name].
+    #[arg(long)]
+    pub jit: bool,
+
+    /// A host path bound read-only into the service, `PATH` or `SRC:DST`
+    /// (BindReadOnlyPaths=; repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub bind_read_only: Vec<String>,
+
+    /// An environment variable for the service (Environment=; repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub environment: Vec<(String, String)>,
+
+    /// Arguments for the app, after `--` (replace [deploy]'s `args`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

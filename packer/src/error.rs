@@ -166,6 +166,10 @@ pub enum PackError {
     },
     #[error("{} exists and is not an OCI image layout; refusing to replace it", path.display())]
     OciOutput { path: PathBuf },
+    #[error("{}: a portable image's directory is named after its service `{name}`", path.display())]
+    PortableName { path: PathBuf, name: String },
+    #[error("{} exists already", path.display())]
+    PortableOutput { path: PathBuf },
     #[error("{}: `--dynamic-user` and a user name (`--user`, or `user` in [deploy]) are two answers to one question", path.display())]
     DeployUser { path: PathBuf },
     #[error("no `{name}` on PATH")]
@@ -276,6 +280,13 @@ impl PackError {
             }
             PackError::Prefill { .. } => {
                 "the fill runs in a staging directory beside `-o DIR`, under the cache's rules: write the image into a directory that only root and you can write (a sticky one such as /tmp is fine), on a filesystem mounted without `noexec`, with room for the app".into()
+            }
+            PackError::PortableName { path, name } => {
+                let parent = path.parent().map(|p| p.join(name)).unwrap_or_else(|| name.into());
+                format!("portablectl attaches only the units an image is named for: give `-o {}` (or `{name}_VERSION`), or choose the service's name with --name", parent.display())
+            }
+            PackError::PortableOutput { .. } => {
+                "give -o a new directory (remove an old image with `portablectl detach` and `rm -r` first)".into()
             }
             PackError::OciOutput { .. } => {
                 "give -o a new or empty directory, or one an earlier `wrapkit deploy oci` wrote".into()

@@ -8,6 +8,7 @@ mod cache;
 mod cli;
 mod deploy;
 mod deploy_oci;
+mod deploy_portable;
 mod differential;
 mod docs;
 mod elf_patch;

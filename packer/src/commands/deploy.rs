@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::cli::{DeployArgs, DeployTarget, OciArgs, SystemdArgs};
+use crate::cli::{DeployArgs, DeployTarget, OciArgs, PortableArgs, SystemdArgs};
 use crate::config::{self, Config};
 use crate::deploy::oci::{Image, ImageSpec};
 use crate::deploy::systemd::{Service, ServiceSpec, User};
@@ -22,6 +22,7 @@ pub(crate) fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     match args.target {
         DeployTarget::Systemd(args) => systemd(*args),
         DeployTarget::Oci(args) => oci(*args),
+        DeployTarget::Portable(args) => portable(*args),
     }
 }
 
@@ -167,6 +168,112 @@ fn output_dir(output: &Path) -> Result<(PathBuf, bool), PackError> {
 }
 
 fn systemd(args: SystemdArgs) -> anyhow::Result<ExitCode> {
+    let output = args.output.clone();
+    let app = args.app.clone();
+    let (spec, _) = service_spec(args)?;
+    let service = Service::new(&spec).map_err(|source| PackError::Deploy { path: app, source })?;
+    for (rel, text) in &service.files {
+        let path = output.join(rel);
+        write_atomic(&path, text.as_bytes())?;
+        note!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `wrapkit deploy portable`: the service as `deploy systemd` writes it, with `DynamicUser=`,
+/// in an image directory `portablectl attach` takes (docs/deploy.md, "Portable services").
+fn portable(args: PortableArgs) -> anyhow::Result<ExitCode> {
+    let app = args.app.clone();
+    let (spec, opened) = service_spec(SystemdArgs {
+        app: args.app,
+        output: PathBuf::new(),
+        config: args.config,
+        name: args.name,
+        user: None,
+        dynamic_user: true,
+        network: args.network,
+        empty_root: false,
+        jit: args.jit,
+        exec_path: None,
+        read_write_path: Vec::new(),
+        bind_read_only: args.bind_read_only,
+        environment: args.environment,
+        args: args.args,
+    })?;
+    // By default NAME_VERSION, the versioned image name portablectl strips to NAME.
+    let output = args.output.unwrap_or_else(|| {
+        let version = &spec.app_version;
+        let safe = !version.is_empty()
+            && version
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._~+-".contains(&b));
+        PathBuf::from(match safe {
+            true => format!("{}_{version}", spec.name),
+            false => spec.name.clone(),
+        })
+    });
+    // An image is named by its directory, and attaches only units named after it.
+    let base = output.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if base != spec.name && !base.starts_with(&format!("{}_", spec.name)) {
+        return Err(PackError::PortableName {
+            path: output,
+            name: spec.name,
+        }
+        .into());
+    }
+    let image = crate::deploy::portable::Image::new(&spec, opened.bytes.to_vec())
+        .map_err(|source| PackError::Deploy { path: app, source })?;
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if std::fs::symlink_metadata(&output).is_ok() {
+        return Err(PackError::PortableOutput { path: output }.into());
+    }
+    std::fs::create_dir_all(&parent).map_err(|source| PackError::Write {
+        path: parent.clone(),
+        source,
+    })?;
+    // Built beside the output and renamed into place: an interrupted run leaves no half image.
+    let staging = tempfile::Builder::new()
+        .prefix(".wrapkit-portable-")
+        .tempdir_in(&parent)
+        .map_err(|source| PackError::Write {
+            path: parent.clone(),
+            source,
+        })?;
+    let built = staging.path().join("image");
+    let write_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PackError::Write { path, source }
+    };
+    std::fs::create_dir(&built).map_err(write_err(&built))?;
+    for (rel, node) in &image.entries {
+        use std::os::unix::fs::PermissionsExt;
+        let path = built.join(rel);
+        match node {
+            crate::deploy::portable::Node::Dir => {
+                std::fs::create_dir(&path).map_err(write_err(&path))?
+            }
+            crate::deploy::portable::Node::File { bytes, mode } => {
+                std::fs::write(&path, bytes).map_err(write_err(&path))?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))
+                    .map_err(write_err(&path))?;
+            }
+        }
+    }
+    std::fs::rename(&built, &output).map_err(write_err(&output))?;
+    note!(
+        "wrote {} (attach it with `portablectl attach --profile=strict --now {}`)",
+        output.display(),
+        output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The service a `deploy systemd` run describes, from the packed file's manifest, `[deploy]`
+/// and the flags; and the opened file.
+fn service_spec(args: SystemdArgs) -> anyhow::Result<(ServiceSpec, inspect::Opened)> {
     let opened = inspect::open(&args.app)?;
     opened.validate()?;
     let manifest = opened.manifest()?;
@@ -230,16 +337,7 @@ fn systemd(args: SystemdArgs) -> anyhow::Result<ExitCode> {
         read_write_paths,
         bind_read_only,
     };
-    let service = Service::new(&spec).map_err(|source| PackError::Deploy {
-        path: args.app.clone(),
-        source,
-    })?;
-    for (rel, text) in &service.files {
-        let path = args.output.join(rel);
-        write_atomic(&path, text.as_bytes())?;
-        note!("wrote {}", path.display());
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok((spec, opened))
 }
 
 /// The `[deploy]` table of `path` (a wrapkit.toml, or a directory holding one). The whole file

@@ -11,6 +11,7 @@
 //! deployed two ways.
 
 pub mod oci;
+pub mod portable;
 pub mod systemd;
 
 use std::collections::BTreeMap;
