@@ -7,6 +7,7 @@ mod audit;
 mod cache;
 mod cli;
 mod deploy;
+mod deploy_boot;
 mod deploy_oci;
 mod deploy_portable;
 mod differential;
